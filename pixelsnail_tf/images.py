@@ -1,0 +1,71 @@
+"""The pixel convention and input checks.
+
+Images enter the package as uint8 [batch, H, W, 3] in [0, 255] or float32 in [-1, 1]; the network
+sees x = (k - 127.5) / 127.5 = 2k/255 - 1 for an 8-bit level k (as the original's data loaders).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def uint8_to_float(images):
+    """uint8 levels -> float32 in [-1, 1], exactly as the original scales its data."""
+    return (tf.cast(images, tf.float32) - 127.5) / 127.5
+
+
+def float_to_uint8(x):
+    """float in [-1, 1] -> nearest uint8 level."""
+    return tf.cast(tf.round(tf.clip_by_value(x, -1.0, 1.0) * 127.5 + 127.5), tf.uint8)
+
+
+def _is_concrete(t):
+    """True for numpy arrays and eager tensors, False inside a traced function."""
+    return not (tf.is_tensor(t) and tf.is_symbolic_tensor(t))
+
+
+def check_images(images):
+    """Returns float32 model input from uint8 or float32 images; ValueError (one line) otherwise.
+
+    Shape and dtype are checked always; values (float range, finiteness) when they are concrete
+    (numpy arrays or eager tensors), not inside a traced function.
+    """
+    if not tf.is_tensor(images):
+        images = np.asarray(images)
+    dtype = tf.as_dtype(images.dtype)
+    shape = tuple(images.shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"images must have shape [batch, height, width, 3] (RGB), got shape {shape}")
+    if dtype == tf.uint8:
+        return uint8_to_float(images)
+    if dtype != tf.float32:
+        raise ValueError(f"images must be uint8 in [0, 255] or float32 in [-1, 1], got dtype "
+                         f"{dtype.name}")
+    if _is_concrete(images):
+        values = np.asarray(images)
+        if values.size and not (np.all(np.isfinite(values)) and values.min() >= -1.0
+                                and values.max() <= 1.0):
+            raise ValueError(f"float images must lie in [-1, 1], got values in "
+                             f"[{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]"
+                             f"{' with NaN/Inf' if not np.all(np.isfinite(values)) else ''}")
+    return tf.convert_to_tensor(images)
+
+
+def check_labels(labels, batch, num_classes):
+    """Class labels for a class-conditional model: int [batch] in [0, num_classes)."""
+    if num_classes == 0:
+        if labels is not None:
+            raise ValueError("labels given, but the model is not class-conditional (num_classes=0)")
+        return None
+    if labels is None:
+        raise ValueError(f"the model is class-conditional ({num_classes} classes): labels are required")
+    if not tf.is_tensor(labels):
+        labels = np.asarray(labels)
+    if not tf.as_dtype(labels.dtype).is_integer or tuple(labels.shape) != (batch,):
+        raise ValueError(f"labels must be integers of shape ({batch},), got {tf.as_dtype(labels.dtype).name} "
+                         f"of shape {tuple(labels.shape)}")
+    if _is_concrete(labels):
+        values = np.asarray(labels)
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"labels must lie in [0, {num_classes}), got values in "
+                             f"[{values.min()}, {values.max()}]")
+    return tf.cast(labels, tf.int32)

@@ -1,0 +1,12 @@
+"""Keras 3 layers of PixelSNAIL, each usable on its own."""
+
+from pixelsnail_tf.layers.attention import CausalAttentionBlock, causal_attention, causal_mask
+from pixelsnail_tf.layers.gated_resnet import GatedResnet
+from pixelsnail_tf.layers.nonlinearities import concat_elu
+from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownShift, DownShiftedConv2D,
+                                         RightShift, down_shift, right_shift)
+from pixelsnail_tf.layers.weight_norm import WeightNormConv2D, WeightNormDense
+
+__all__ = ["CausalAttentionBlock", "causal_attention", "causal_mask", "GatedResnet", "concat_elu",
+           "DownRightShiftedConv2D", "DownShift", "DownShiftedConv2D", "RightShift", "down_shift",
+           "right_shift", "WeightNormConv2D", "WeightNormDense"]

@@ -1,0 +1,125 @@
+"""Causal self-attention of PixelSNAIL: the mask, the original's softmax, and the attention block."""
+
+import functools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pixelsnail_tf.layers.gated_resnet import GatedResnet
+from pixelsnail_tf.layers.weight_norm import WeightNormDense
+
+# The original's softmax constants: masked logits get -1e10 before the row max is taken, and the
+# normalizer gets +1e-6, so a row without any allowed key yields exactly zero weights (not NaN).
+MASKED_LOGIT_OFFSET = 1e10
+NORMALIZER_EPSILON = 1e-6
+
+
+def key_grid_size(height, width, downsample=1):
+    """Size of the key/value grid after SAME max-pooling by `downsample` (ceil division)."""
+    return -(-height // downsample), -(-width // downsample)
+
+
+@functools.lru_cache(maxsize=32)
+def causal_mask(height, width, downsample=1):
+    """[H*W, Hk*Wk] float32 mask: query pixel i may read key cell j iff all of j's pixels precede i.
+
+    Raster order. With downsample 1 this is j < i (strict: a pixel never reads itself, which is
+    what makes feeding the current pixel into keys and values legal). With downsample d a key cell
+    is a d x d block (clipped at the image border, as SAME pooling) and is allowed only when its
+    last pixel in raster order comes before i: the original's min-pooled mask.
+    """
+    key_rows, key_cols = key_grid_size(height, width, downsample)
+    last_row = np.minimum((np.arange(key_rows) + 1) * downsample - 1, height - 1)
+    last_col = np.minimum((np.arange(key_cols) + 1) * downsample - 1, width - 1)
+    last_index = (last_row[:, None] * width + last_col[None, :]).reshape(-1)
+    query_index = np.arange(height * width)
+    return (last_index[None, :] < query_index[:, None]).astype(np.float32)
+
+
+def causal_attention(key, value, query, downsample=1):
+    """Masked dot-product attention with the original's numerics.
+
+    key [B,H,W,dk], value [B,H,W,dv], query [B,H,W,dk] -> [B,H,W,dv]. Keys and values are max-pooled
+    by `downsample` first. Softmax as the original: logits - (1-mask)*1e10, minus the row max, then
+    divided by sqrt(dk) inside exp, times the mask, over (row sum + 1e-6).
+    """
+    _, height, width, key_size = query.shape
+    if downsample > 1:
+        pool = [1, downsample, downsample, 1]
+        key = tf.nn.max_pool2d(key, pool, pool, "SAME")
+        value = tf.nn.max_pool2d(value, pool, pool, "SAME")
+    mask = tf.constant(causal_mask(height, width, downsample))
+    batch = tf.shape(query)[0]
+    q = tf.reshape(query, [batch, height * width, key_size])
+    k = tf.reshape(key, [batch, -1, key_size])
+    v = tf.reshape(value, [batch, -1, value.shape[-1]])
+    logits = tf.matmul(q, k, transpose_b=True) - (1.0 - mask) * MASKED_LOGIT_OFFSET
+    logits = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
+    weights = tf.exp(logits / np.float32(np.sqrt(key_size))) * mask
+    weights = weights / (tf.reduce_sum(weights, axis=-1, keepdims=True) + NORMALIZER_EPSILON)
+    return tf.reshape(tf.matmul(weights, v), [batch, height, width, value.shape[-1]])
+
+
+def positional_background(x):
+    """[B,H,W,6] constant channels [r, r, r, c, c, c] with r = (i - H/2)/H and c = (j - W/2)/W.
+
+    The original adds each coordinate map to 0*x (3 channels), hence three copies of each.
+    """
+    batch, height, width = tf.shape(x)[0], x.shape[1], x.shape[2]
+    rows = (tf.range(height, dtype=tf.float32) - height / 2) / height
+    cols = (tf.range(width, dtype=tf.float32) - width / 2) / width
+    rows = tf.broadcast_to(rows[None, :, None, None], [batch, height, width, 3])
+    cols = tf.broadcast_to(cols[None, None, :, None], [batch, height, width, 3])
+    return tf.concat([rows, cols], axis=-1)
+
+
+class CausalAttentionBlock(keras.layers.Layer):
+    """The attention block of the PixelSNAIL models (ORIGINAL.md 4.3).
+
+    keys/values from a gated 1x1 layer on [x, ul, background], queries from one on [ul, background];
+    the attention result enters a last gated 1x1 layer on ul as its auxiliary input.
+    x is the current image itself (unshifted): legal because the mask is strict.
+    """
+
+    def __init__(self, key_size, value_size, downsample=1, nonlinearity="elu", dropout_p=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.key_size = int(key_size)
+        self.value_size = int(value_size)
+        self.downsample = int(downsample)
+        self.nonlinearity = nonlinearity
+        self.dropout_p = float(dropout_p)
+        gated = dict(conv="nin", nonlinearity=nonlinearity, dropout_p=dropout_p)
+        # Created in the original's order.
+        self.kv_resnet = GatedResnet(name="kv_resnet", **gated)
+        self.kv_projection = WeightNormDense(self.key_size + self.value_size, name="kv_projection")
+        self.query_resnet = GatedResnet(name="query_resnet", **gated)
+        self.query_projection = WeightNormDense(self.key_size, name="query_projection")
+        self.out_resnet = GatedResnet(name="out_resnet", **gated)
+
+    def build(self, ul_shape, x_shape=None, h_shape=None):
+        pass  # sublayers build on first call from their input shapes
+
+    def weight_norm_layers(self):
+        return (self.kv_resnet.weight_norm_layers() + [self.kv_projection]
+                + self.query_resnet.weight_norm_layers() + [self.query_projection]
+                + self.out_resnet.weight_norm_layers())
+
+    def call(self, ul, x, h=None, training=False, init=False):
+        background = positional_background(ul)
+        gated = dict(h=h, training=training, init=init)
+        kv = self.kv_projection(
+            self.kv_resnet(tf.concat([x, ul, background], axis=-1), **gated), init=init)
+        key, value = kv[..., :self.key_size], kv[..., self.key_size:]
+        query = self.query_projection(
+            self.query_resnet(tf.concat([ul, background], axis=-1), **gated), init=init)
+        mixed = causal_attention(key, value, query, self.downsample)
+        return self.out_resnet(ul, a=mixed, **gated)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(key_size=self.key_size, value_size=self.value_size,
+                      downsample=self.downsample, nonlinearity=self.nonlinearity,
+                      dropout_p=self.dropout_p)
+        return config

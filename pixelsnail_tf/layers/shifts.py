@@ -1,0 +1,57 @@
+"""Shifts and shifted (causal) convolutions.
+
+A shifted convolution pads the input only above (and left of) each pixel, so an output pixel sees
+input pixels in the rows above it and, for the down-right variant, to its left in its own row.
+A shift moves an image down (or right) by one pixel with a zero row (column) in front; applied after
+a shifted convolution it makes the receptive field strictly earlier than the pixel itself.
+"""
+
+import keras
+import tensorflow as tf
+
+from pixelsnail_tf.layers.weight_norm import WeightNormConv2D
+
+
+def down_shift(x):
+    """Row 0 becomes zeros, row i becomes input row i-1."""
+    return tf.pad(x[:, :-1], [[0, 0], [1, 0], [0, 0], [0, 0]])
+
+
+def right_shift(x):
+    """Column 0 becomes zeros, column j becomes input column j-1."""
+    return tf.pad(x[:, :, :-1], [[0, 0], [0, 0], [1, 0], [0, 0]])
+
+
+class DownShift(keras.layers.Layer):
+    def call(self, x):
+        return down_shift(x)
+
+
+class RightShift(keras.layers.Layer):
+    def call(self, x):
+        return right_shift(x)
+
+
+class DownShiftedConv2D(WeightNormConv2D):
+    """Sees the kh-1 rows above and the row of the pixel, centred horizontally (default 2x3)."""
+
+    def __init__(self, filters, kernel_size=(2, 3), init_scale=1.0, **kwargs):
+        kwargs.pop("padding", None)
+        super().__init__(filters, kernel_size, init_scale=init_scale, padding="VALID", **kwargs)
+
+    def _pad(self, x):
+        kh, kw = self.kernel_size
+        side = (kw - 1) // 2
+        return tf.pad(x, [[0, 0], [kh - 1, 0], [side, side], [0, 0]])
+
+
+class DownRightShiftedConv2D(WeightNormConv2D):
+    """Sees the kh-1 rows above and the kw-1 columns to the left, including the pixel (default 2x2)."""
+
+    def __init__(self, filters, kernel_size=(2, 2), init_scale=1.0, **kwargs):
+        kwargs.pop("padding", None)
+        super().__init__(filters, kernel_size, init_scale=init_scale, padding="VALID", **kwargs)
+
+    def _pad(self, x):
+        kh, kw = self.kernel_size
+        return tf.pad(x, [[0, 0], [kh - 1, 0], [kw - 1, 0], [0, 0]])

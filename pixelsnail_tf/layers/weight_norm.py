@@ -1,0 +1,107 @@
+"""Weight-normalized convolution and dense layers with the original's data-dependent initialization.
+
+Both hold V (direction, drawn from N(0, 0.05^2)), g (scale) and b (bias), created in that order, the
+names and order of the original's variables. Calling a layer with `init=True` runs the
+data-dependent initialization (Salimans & Kingma 2016) on that batch: it sets
+g = init_scale / sqrt(var + eps) and b = -mean * g from the per-channel statistics of the output
+computed with V / ||V||, leaves V as drawn, and returns the output the initialized layer computes.
+"""
+
+import keras
+import tensorflow as tf
+
+
+class _WeightNorm(keras.layers.Layer):
+    """Shared by the weight-normalized layers: variables, init and config."""
+
+    # Which counter the original uses for this layer's variable scope (`conv2d_<k>` / `dense_<k>`).
+    tf1_scope = None
+    # Epsilon added to the variance in the data-dependent init (the original: 1e-8 conv, 1e-10 dense).
+    init_epsilon = None
+
+    def __init__(self, units, init_scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.init_scale = float(init_scale)
+
+    def _kernel_shape(self, input_channels):
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        self.V = self.add_weight(
+            name="V", shape=self._kernel_shape(int(input_shape[-1])),
+            initializer=keras.initializers.RandomNormal(stddev=0.05))
+        self.g = self.add_weight(name="g", shape=(self.units,), initializer="ones")
+        self.b = self.add_weight(name="b", shape=(self.units,), initializer="zeros")
+
+    def _data_dependent_init(self, t):
+        """Sets g and b from the statistics of t (output with unit-norm V), returns the new output."""
+        axes = list(range(len(t.shape) - 1))
+        mean, variance = tf.nn.moments(t, axes=axes)  # biased variance, as the original
+        scale = self.init_scale / tf.sqrt(variance + self.init_epsilon)
+        self.g.assign(scale)
+        self.b.assign(-mean * scale)
+        return scale * (t - mean)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, init_scale=self.init_scale)
+        return config
+
+
+class WeightNormConv2D(_WeightNorm):
+    """Stride-1 conv2d with W = g * V / ||V|| (norm over kh, kw, in per output channel).
+
+    `padding` is VALID or SAME; the causal convolutions subclass this and pad the input themselves.
+    """
+
+    tf1_scope = "conv2d"
+    init_epsilon = 1e-8
+
+    def __init__(self, filters, kernel_size, init_scale=1.0, padding="VALID", **kwargs):
+        super().__init__(filters, init_scale=init_scale, **kwargs)
+        self.kernel_size = tuple(int(k) for k in kernel_size)
+        self.padding = padding.upper()
+
+    def _kernel_shape(self, input_channels):
+        return self.kernel_size + (input_channels, self.units)
+
+    def _pad(self, x):
+        return x
+
+    def call(self, x, init=False):
+        x = self._pad(x)
+        # tf.nn.l2_normalize: V / sqrt(max(sum V^2, 1e-12)), the original's normalization.
+        direction = tf.nn.l2_normalize(self.V, axis=[0, 1, 2])
+        if init:
+            return self._data_dependent_init(tf.nn.conv2d(x, direction, 1, self.padding))
+        return tf.nn.bias_add(tf.nn.conv2d(x, self.g * direction, 1, self.padding), self.b)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("units")
+        config.update(filters=self.units, kernel_size=self.kernel_size, padding=self.padding)
+        return config
+
+
+class WeightNormDense(_WeightNorm):
+    """Dense layer on the last axis ("nin": a 1x1 convolution on images).
+
+    y = (x V) * g / ||V|| + b with ||V|| over the input axis, scaled after the matmul as the original.
+    """
+
+    tf1_scope = "dense"
+    init_epsilon = 1e-10
+
+    def _kernel_shape(self, input_channels):
+        return (input_channels, self.units)
+
+    def call(self, x, init=False):
+        leading = tf.shape(x)[:-1]
+        rows = tf.reshape(x, [-1, x.shape[-1]])
+        if init:
+            out = self._data_dependent_init(tf.matmul(rows, tf.nn.l2_normalize(self.V, axis=0)))
+        else:
+            scale = self.g / tf.sqrt(tf.reduce_sum(tf.square(self.V), axis=0))
+            out = tf.matmul(rows, self.V) * scale + self.b
+        return tf.reshape(out, tf.concat([leading, [self.units]], axis=0))

@@ -1,0 +1,175 @@
+"""Checkpoints written by the original TF1 code: the name map, strict loading, config detection.
+
+The original names each weight-normalized layer by a per-type counter in creation order
+(`model/conv2d_<k>/{V,g,b}`, `model/dense_<k>/{V,g,b}`), keeps a Polyak average of each under
+`<name>/ExponentialMovingAverage`, and stores its hand-written Adam state in unnamed variables:
+`Variable` is the step counter t, and for the j-th parameter (creation order, 0-based)
+`Variable_{2j+1}` is the second-moment average and `Variable_{2j+2}` the first-moment average.
+"""
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+TF1_SCOPE = "model"
+EMA_SUFFIX = "/ExponentialMovingAverage"
+ADAM_STEP = "Variable"
+WEIGHT_NAMES = ("V", "g", "b")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that does not fit the model; the message lists every difference."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tf1Entry:
+    """One model weight and the names of its tensors in an original checkpoint."""
+
+    variable: object  # the model's keras.Variable
+    name: str  # raw parameter, e.g. model/conv2d_3/g
+    ema: str  # its Polyak average
+    first_moment: str  # Adam "v" (mom1 = 0.95)
+    second_moment: str  # Adam "mg" (mom2 = 0.9995)
+
+
+def tf1_name_map(model):
+    """[Tf1Entry] for every weight of `model`, in the original's parameter order."""
+    counters, entries = {}, []
+    for layer in model.weight_norm_layers():
+        k = counters.get(layer.tf1_scope, 0)
+        counters[layer.tf1_scope] = k + 1
+        for weight_name in WEIGHT_NAMES:
+            j = len(entries)
+            name = f"{TF1_SCOPE}/{layer.tf1_scope}_{k}/{weight_name}"
+            entries.append(Tf1Entry(getattr(layer, weight_name), name, name + EMA_SUFFIX,
+                                    f"Variable_{2 * j + 2}", f"Variable_{2 * j + 1}"))
+    return entries
+
+
+def resolve_prefix(path):
+    """Checkpoint prefix from a prefix (`.../model.ckpt`) or a directory (its latest checkpoint).
+
+    For a directory, only the base name recorded in its `checkpoint` file is used (absolute paths
+    written by another machine are not trusted); without that file, the newest `*.index` wins.
+    """
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    if not tf.io.gfile.isdir(path):
+        raise FileNotFoundError(f"no checkpoint at {path} (expected {path}.index or a directory)")
+    state = os.path.join(path, "checkpoint")
+    if tf.io.gfile.exists(state):
+        with tf.io.gfile.GFile(state) as f:
+            match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.MULTILINE)
+        if match:
+            prefix = os.path.join(path, os.path.basename(match.group(1)))
+            if tf.io.gfile.exists(prefix + ".index"):
+                return prefix
+    indexes = tf.io.gfile.glob(os.path.join(path, "*.index"))
+    if not indexes:
+        raise FileNotFoundError(f"no checkpoint in directory {path} (no *.index file)")
+    return max(indexes, key=lambda p: tf.io.gfile.stat(p).mtime_nsec)[:-len(".index")]
+
+
+def is_tf1_checkpoint(prefix):
+    """True when the checkpoint has the original's variable names."""
+    return any(name.startswith(TF1_SCOPE + "/") for name, _ in tf.train.list_variables(prefix))
+
+
+def describe_tf1_shapes(shapes):
+    """Guess the config behind an original checkpoint's {name: shape}: filters, mixtures, blocks..."""
+    def count(scope):
+        return sum(1 for n in shapes if re.fullmatch(f"{TF1_SCOPE}/{scope}_\\d+/V", n))
+
+    convs, denses = count("conv2d"), count("dense")
+    stem = shapes.get(f"{TF1_SCOPE}/conv2d_0/V")
+    head = shapes.get(f"{TF1_SCOPE}/dense_{denses - 1}/V")
+    if not stem or not head:
+        return {"original_pixelsnail": False}
+    filters = stem[-1]
+    vertical = list(stem[:2]) == [2, 3]  # `model` has a u stream: its 2x3 stem conv comes first
+    stems, streams = (3, 2) if vertical else (2, 1)
+    residual_layers = (convs - stems) // (2 * streams)  # blocks * nr_resnet
+    # per block: 9 denses in the attention block (+ one aux dense per ul layer with a u stream)
+    blocks = (denses - 1 - (residual_layers if vertical else 0)) // 9
+    first_residual = shapes.get(f"{TF1_SCOPE}/conv2d_{stems}/V")
+    kv = shapes.get(f"{TF1_SCOPE}/dense_2/V") if not vertical else None
+    facts = {"nr_filters": filters, "nr_logistic_mix": head[-1] // 10,
+             "attention_blocks": blocks, "nr_resnet": residual_layers // max(blocks, 1),
+             "vertical_stream": vertical}
+    if first_residual:
+        facts["resnet_nonlinearity"] = ("concat_elu" if first_residual[2] == 2 * filters
+                                        else "elu or relu")
+    if kv:
+        facts["small_key"] = kv[-1] != 2 * filters
+    return facts
+
+
+def _expected_tf1_names(entries):
+    """Every tensor name a checkpoint of this model holds, with the step counter of its Adam."""
+    names = {ADAM_STEP}
+    for e in entries:
+        names.update((e.name, e.ema, e.first_moment, e.second_moment))
+    return names
+
+
+def read_tf1_checkpoint(model, prefix):
+    """{entry: {"raw", "ema", "first_moment", "second_moment"} arrays} and Adam t, strictly checked.
+
+    Every tensor of the checkpoint must be one the model's name map names, every name must be
+    present with the model's shape; otherwise CheckpointMismatchError lists all differences and
+    the config the checkpoint looks like.
+    """
+    if not model.built:
+        raise ValueError("build the model before loading a checkpoint into it")
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    entries = tf1_name_map(model)
+    expected = _expected_tf1_names(entries)
+    problems = []
+    unexpected = sorted(set(shapes) - expected)
+    missing = sorted(expected - set(shapes))
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensors the model has no place for: {_short(unexpected)}")
+    if missing:
+        problems.append(f"{len(missing)} tensors the model needs are absent: {_short(missing)}")
+    for e in entries:
+        want = list(e.variable.shape)
+        for name in (e.name, e.ema, e.first_moment, e.second_moment):
+            if name in shapes and list(shapes[name]) != want:
+                problems.append(f"{name}: checkpoint shape {list(shapes[name])}, model {want}")
+    if problems:
+        looks_like = ", ".join(f"{k}={v}" for k, v in describe_tf1_shapes(shapes).items())
+        raise CheckpointMismatchError(
+            f"checkpoint {prefix} does not match the model config ({_config_summary(model)}); "
+            f"it looks like: {looks_like}. Differences: " + "; ".join(problems))
+    tensors = {e.name: {"raw": reader.get_tensor(e.name), "ema": reader.get_tensor(e.ema),
+                        "first_moment": reader.get_tensor(e.first_moment),
+                        "second_moment": reader.get_tensor(e.second_moment)} for e in entries}
+    return entries, tensors, float(reader.get_tensor(ADAM_STEP))
+
+
+def load_tf1_checkpoint(model, path, use_ema=True):
+    """Fills every weight of `model` from an original checkpoint (prefix or directory).
+
+    use_ema: the Polyak-averaged weights (what the original evaluates and samples with), else the
+    raw ones. The Adam state is checked but not used here. Returns the resolved prefix.
+    """
+    prefix = resolve_prefix(path)
+    entries, tensors, _ = read_tf1_checkpoint(model, prefix)
+    for e in entries:
+        e.variable.assign(tensors[e.name]["ema" if use_ema else "raw"])
+    return prefix
+
+
+def _short(names, limit=8):
+    return ", ".join(names[:limit]) + (f" ... (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _config_summary(model):
+    c = model.config
+    return (f"model={c.model}, nr_filters={c.nr_filters}, nr_logistic_mix={c.nr_logistic_mix}, "
+            f"attention_blocks={c.num_blocks}, nr_resnet={c.nr_resnet}, "
+            f"resnet_nonlinearity={c.resnet_nonlinearity}")

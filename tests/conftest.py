@@ -1,0 +1,33 @@
+import json
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+TINY = FIXTURES / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_reference():
+    """The reference bundle made by the original code (see fixtures/tiny/README.txt)."""
+    return dict(np.load(TINY / "reference.npz"))
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from pixelsnail_tf.config import ModelConfig
+    bundle = json.loads((TINY / "config.json").read_text())
+    return ModelConfig(model=bundle["model"], dropout_p=bundle["dropout_p"], **bundle["model_opt"])
+
+
+def small_config(model="h12_noup_smallkey", **changes):
+    """A few-thousand-parameter config of any variant, for fast structural tests."""
+    from pixelsnail_tf.config import ModelConfig
+    values = dict(model=model, nr_resnet=1, nr_filters=8, nr_logistic_mix=2, attn_rep=2,
+                  dropout_p=0.0)
+    values.update(changes)
+    return ModelConfig(**values)
