@@ -11,7 +11,6 @@ import dataclasses
 import os
 import re
 
-import numpy as np
 import tensorflow as tf
 
 TF1_SCOPE = "model"
@@ -73,11 +72,6 @@ def resolve_prefix(path):
     return max(indexes, key=lambda p: tf.io.gfile.stat(p).mtime_nsec)[:-len(".index")]
 
 
-def is_tf1_checkpoint(prefix):
-    """True when the checkpoint has the original's variable names."""
-    return any(name.startswith(TF1_SCOPE + "/") for name, _ in tf.train.list_variables(prefix))
-
-
 def describe_tf1_shapes(shapes):
     """Guess the config behind an original checkpoint's {name: shape}: filters, mixtures, blocks..."""
     def count(scope):
@@ -130,21 +124,21 @@ def read_tf1_checkpoint(model, prefix):
     expected = _expected_tf1_names(entries)
     problems = []
     unexpected = sorted(set(shapes) - expected)
-    missing = sorted(expected - set(shapes))
+    missing = sorted(expected - set(shapes), key=lambda n: (not n.startswith(TF1_SCOPE), n))
     if unexpected:
-        problems.append(f"{len(unexpected)} tensors the model has no place for: {_short(unexpected)}")
+        problems.append(f"{len(unexpected)} tensors the model has no place for ({_short(unexpected)})")
     if missing:
-        problems.append(f"{len(missing)} tensors the model needs are absent: {_short(missing)}")
-    for e in entries:
-        want = list(e.variable.shape)
-        for name in (e.name, e.ema, e.first_moment, e.second_moment):
-            if name in shapes and list(shapes[name]) != want:
-                problems.append(f"{name}: checkpoint shape {list(shapes[name])}, model {want}")
+        problems.append(f"{len(missing)} tensors the model needs are absent ({_short(missing)})")
+    wrong_shape = [f"{name} {list(shapes[name])} vs model {list(e.variable.shape)}"
+                   for e in entries for name in (e.name, e.ema, e.first_moment, e.second_moment)
+                   if name in shapes and list(shapes[name]) != list(e.variable.shape)]
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} shapes differ ({_short(wrong_shape, limit=4)})")
     if problems:
         looks_like = ", ".join(f"{k}={v}" for k, v in describe_tf1_shapes(shapes).items())
         raise CheckpointMismatchError(
-            f"checkpoint {prefix} does not match the model config ({_config_summary(model)}); "
-            f"it looks like: {looks_like}. Differences: " + "; ".join(problems))
+            f"checkpoint {prefix} does not match the model ({_config_summary(model)}); it looks "
+            f"like {looks_like}. " + "; ".join(problems))
     tensors = {e.name: {"raw": reader.get_tensor(e.name), "ema": reader.get_tensor(e.ema),
                         "first_moment": reader.get_tensor(e.first_moment),
                         "second_moment": reader.get_tensor(e.second_moment)} for e in entries}
@@ -164,7 +158,7 @@ def load_tf1_checkpoint(model, path, use_ema=True):
     return prefix
 
 
-def _short(names, limit=8):
+def _short(names, limit=6):
     return ", ".join(names[:limit]) + (f" ... (+{len(names) - limit} more)" if len(names) > limit else "")
 
 

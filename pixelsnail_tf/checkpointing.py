@@ -1,0 +1,62 @@
+"""Loading weights from either kind of checkpoint: pixelsnail_tf's own, or the original TF1 code's.
+
+Ours is a TF2 object checkpoint (`tf.train.Checkpoint(model=..., ema=[shadows])`, written by a
+`tf.train.CheckpointManager` as `<dir>/ckpt-N`) with the model config in `<dir>/config.json`.
+The original's has flat TF1 variable names (see tf1_checkpoint). The two are told apart by the
+object graph that every TF2 checkpoint carries.
+"""
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+
+from pixelsnail_tf import tf1_checkpoint
+from pixelsnail_tf.config import ModelConfig
+from pixelsnail_tf.ema import PolyakAverage
+
+CONFIG_FILE = "config.json"
+_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def is_tf1(prefix):
+    return _OBJECT_GRAPH not in dict(tf.train.list_variables(prefix))
+
+
+def model_checkpoint(model, ema, **extra):
+    """The object checkpoint of our format: model weights and their Polyak averages (+ extra)."""
+    return tf.train.Checkpoint(model=model, ema=ema.shadows, **extra)
+
+
+def write_config(directory, config):
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(os.path.join(directory, CONFIG_FILE), "w") as f:
+        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+
+
+def read_config(directory):
+    path = os.path.join(directory, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} is missing: it records the model config of the checkpoints "
+                                f"in {directory}")
+    with tf.io.gfile.GFile(path) as f:
+        return ModelConfig(**json.load(f))
+
+
+def config_differences(config, other):
+    """['name: a != b', ...] for every field where two model configs differ."""
+    return [f"{f.name}: {getattr(config, f.name)!r} != {getattr(other, f.name)!r}"
+            for f in dataclasses.fields(ModelConfig) if getattr(config, f.name) != getattr(other, f.name)]
+
+
+def load_weights(model, prefix, use_ema=True):
+    """Fills `model` from a checkpoint prefix of either kind; raw or Polyak-averaged weights."""
+    if is_tf1(prefix):
+        tf1_checkpoint.load_tf1_checkpoint(model, prefix, use_ema=use_ema)
+        return
+    ema = PolyakAverage(model)
+    status = model_checkpoint(model, ema).read(prefix)
+    status.expect_partial().assert_existing_objects_matched()
+    if use_ema:
+        ema.copy_to_model()

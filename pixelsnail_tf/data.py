@@ -1,0 +1,86 @@
+"""Image data sets as uint8 NHWC arrays: the original's file formats, tensorflow_datasets, .npy files.
+
+Under `data_dir` the original's layouts are read first:
+  cifar10:    <data_dir>/cifar-10-python/cifar-10-batches-py/{data_batch_1..5, test_batch}
+              (the python pickles of cifar-10-python.tar.gz)
+  imagenet32: <data_dir>/small_imagenet/imgnet_32x32.npz with uint8 `trainx`, `testx`
+Otherwise tensorflow_datasets (`cifar10`, `downsampled_imagenet/32x32`) with `data_dir` as its
+data directory, downloading when it can.
+"""
+
+import os
+import pickle
+
+import numpy as np
+
+DATASETS = ("cifar10", "imagenet32")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data set that is neither on disk nor downloadable; the message says what to put where."""
+
+
+def _cifar_dir(data_dir):
+    return os.path.join(data_dir, "cifar-10-python", "cifar-10-batches-py")
+
+
+def _imagenet_file(data_dir):
+    return os.path.join(data_dir, "small_imagenet", "imgnet_32x32.npz")
+
+
+def _read_cifar_pickles(data_dir, split):
+    names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
+    images, labels = [], []
+    for name in names:
+        with open(os.path.join(_cifar_dir(data_dir), name), "rb") as f:
+            batch = pickle.load(f, encoding="latin1")
+        # rows are planar R, G, B planes of 32x32
+        images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        labels.append(np.asarray(batch["labels"], np.int64))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _read_tfds(name, split, data_dir):
+    import tensorflow_datasets as tfds  # slow to import; only needed on this path
+    ds = tfds.load(name, split=split, data_dir=data_dir, batch_size=-1, download=True)
+    arrays = tfds.as_numpy(ds)
+    return arrays["image"].astype(np.uint8), arrays.get("label")
+
+
+def load_split(dataset, split, data_dir):
+    """(images uint8 [N,32,32,3], labels int64 [N] or None) of `split` ("train" or "test")."""
+    if dataset == "cifar10":
+        if os.path.exists(os.path.join(_cifar_dir(data_dir), "test_batch")):
+            return _read_cifar_pickles(data_dir, split)
+        where = (f"put the CIFAR-10 python pickles (cifar-10-python.tar.gz) in "
+                 f"{_cifar_dir(data_dir)}/")
+        tfds_name, tfds_split = "cifar10", split
+    elif dataset == "imagenet32":
+        path = _imagenet_file(data_dir)
+        if os.path.exists(path):
+            with np.load(path) as f:
+                return f["trainx" if split == "train" else "testx"], None
+        where = f"put {path} (uint8 arrays trainx, testx of shape [N,32,32,3])"
+        tfds_name, tfds_split = "downsampled_imagenet/32x32", "train" if split == "train" else "validation"
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    try:
+        return _read_tfds(tfds_name, tfds_split, data_dir)
+    except Exception as error:  # tfds raises many kinds when offline or unprepared
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise DataNotFoundError(f"{dataset} {split} set not found under {data_dir} and "
+                                f"tensorflow_datasets could not provide it ({reason}): {where}") from None
+
+
+def load_images_npy(path):
+    """uint8 [N,H,W,3] images from a .npy file, checked."""
+    if not os.path.exists(path):
+        raise DataNotFoundError(f"no such file: {path}")
+    try:
+        images = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a plain .npy array ({error})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"{path} must hold uint8 images of shape [N, H, W, 3], got {images.dtype} "
+                         f"of shape {images.shape}")
+    return images
