@@ -42,11 +42,11 @@ def check_images(images):
                          f"{dtype.name}")
     if _is_concrete(images):
         values = np.asarray(images)
-        if values.size and not (np.all(np.isfinite(values)) and values.min() >= -1.0
-                                and values.max() <= 1.0):
+        if values.size and not np.all(np.isfinite(values)):
+            raise ValueError("float images must lie in [-1, 1], got NaN/Inf values")
+        if values.size and (values.min() < -1.0 or values.max() > 1.0):
             raise ValueError(f"float images must lie in [-1, 1], got values in "
-                             f"[{np.nanmin(values):.4g}, {np.nanmax(values):.4g}]"
-                             f"{' with NaN/Inf' if not np.all(np.isfinite(values)) else ''}")
+                             f"[{values.min():.4g}, {values.max():.4g}]")
     return tf.convert_to_tensor(images)
 
 

@@ -1,7 +1,5 @@
 """Causal self-attention of PixelSNAIL: the mask, the original's softmax, and the attention block."""
 
-import functools
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -15,12 +13,12 @@ MASKED_LOGIT_OFFSET = 1e10
 NORMALIZER_EPSILON = 1e-6
 
 
-def key_grid_size(height, width, downsample=1):
-    """Size of the key/value grid after SAME max-pooling by `downsample` (ceil division)."""
-    return -(-height // downsample), -(-width // downsample)
+def spatial_size(x):
+    """(height, width) of an NHWC tensor: Python ints when static, scalar tensors otherwise."""
+    dynamic = tf.shape(x)
+    return tuple(x.shape[i] if x.shape[i] is not None else dynamic[i] for i in (1, 2))
 
 
-@functools.lru_cache(maxsize=32)
 def causal_mask(height, width, downsample=1):
     """[H*W, Hk*Wk] float32 mask: query pixel i may read key cell j iff all of j's pixels precede i.
 
@@ -29,12 +27,13 @@ def causal_mask(height, width, downsample=1):
     is a d x d block (clipped at the image border, as SAME pooling) and is allowed only when its
     last pixel in raster order comes before i: the original's min-pooled mask.
     """
-    key_rows, key_cols = key_grid_size(height, width, downsample)
-    last_row = np.minimum((np.arange(key_rows) + 1) * downsample - 1, height - 1)
-    last_col = np.minimum((np.arange(key_cols) + 1) * downsample - 1, width - 1)
-    last_index = (last_row[:, None] * width + last_col[None, :]).reshape(-1)
-    query_index = np.arange(height * width)
-    return (last_index[None, :] < query_index[:, None]).astype(np.float32)
+    key_rows = (height + downsample - 1) // downsample
+    key_cols = (width + downsample - 1) // downsample
+    last_row = tf.minimum((tf.range(key_rows) + 1) * downsample - 1, height - 1)
+    last_col = tf.minimum((tf.range(key_cols) + 1) * downsample - 1, width - 1)
+    last_index = tf.reshape(last_row[:, None] * width + last_col[None, :], [-1])
+    query_index = tf.range(height * width)
+    return tf.cast(last_index[None, :] < query_index[:, None], tf.float32)
 
 
 def causal_attention(key, value, query, downsample=1):
@@ -44,12 +43,13 @@ def causal_attention(key, value, query, downsample=1):
     by `downsample` first. Softmax as the original: logits - (1-mask)*1e10, minus the row max, then
     divided by sqrt(dk) inside exp, times the mask, over (row sum + 1e-6).
     """
-    _, height, width, key_size = query.shape
+    height, width = spatial_size(query)
+    key_size = query.shape[-1]
     if downsample > 1:
         pool = [1, downsample, downsample, 1]
         key = tf.nn.max_pool2d(key, pool, pool, "SAME")
         value = tf.nn.max_pool2d(value, pool, pool, "SAME")
-    mask = tf.constant(causal_mask(height, width, downsample))
+    mask = causal_mask(height, width, downsample)
     batch = tf.shape(query)[0]
     q = tf.reshape(query, [batch, height * width, key_size])
     k = tf.reshape(key, [batch, -1, key_size])
@@ -66,14 +66,17 @@ def positional_background(x):
 
     The original adds each coordinate map to 0*x (3 channels), hence three copies of each.
     """
-    batch, height, width = tf.shape(x)[0], x.shape[1], x.shape[2]
-    rows = (tf.range(height, dtype=tf.float32) - height / 2) / height
-    cols = (tf.range(width, dtype=tf.float32) - width / 2) / width
+    batch = tf.shape(x)[0]
+    height, width = spatial_size(x)
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    rows = (tf.range(h) - h / 2) / h
+    cols = (tf.range(w) - w / 2) / w
     rows = tf.broadcast_to(rows[None, :, None, None], [batch, height, width, 3])
     cols = tf.broadcast_to(cols[None, None, :, None], [batch, height, width, 3])
     return tf.concat([rows, cols], axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class CausalAttentionBlock(keras.layers.Layer):
     """The attention block of the PixelSNAIL models (ORIGINAL.md 4.3).
 

@@ -17,6 +17,7 @@ CONVOLUTIONS = {
 SECOND_CONV_INIT_SCALE = 0.1
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class GatedResnet(keras.layers.Layer):
     """x + value * sigmoid(gate), where [value, gate] = conv(dropout(f(conv(f(x)) + nin(f(a))))) + h W.
 

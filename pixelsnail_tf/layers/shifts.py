@@ -22,16 +22,19 @@ def right_shift(x):
     return tf.pad(x[:, :, :-1], [[0, 0], [0, 0], [1, 0], [0, 0]])
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class DownShift(keras.layers.Layer):
     def call(self, x):
         return down_shift(x)
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class RightShift(keras.layers.Layer):
     def call(self, x):
         return right_shift(x)
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class DownShiftedConv2D(WeightNormConv2D):
     """Sees the kh-1 rows above and the row of the pixel, centred horizontally (default 2x3)."""
 
@@ -45,6 +48,7 @@ class DownShiftedConv2D(WeightNormConv2D):
         return tf.pad(x, [[0, 0], [kh - 1, 0], [side, side], [0, 0]])
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class DownRightShiftedConv2D(WeightNormConv2D):
     """Sees the kh-1 rows above and the kw-1 columns to the left, including the pixel (default 2x2)."""
 

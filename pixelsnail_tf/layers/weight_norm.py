@@ -49,6 +49,7 @@ class _WeightNorm(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class WeightNormConv2D(_WeightNorm):
     """Stride-1 conv2d with W = g * V / ||V|| (norm over kh, kw, in per output channel).
 
@@ -84,6 +85,7 @@ class WeightNormConv2D(_WeightNorm):
         return config
 
 
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class WeightNormDense(_WeightNorm):
     """Dense layer on the last axis ("nin": a 1x1 convolution on images).
 
