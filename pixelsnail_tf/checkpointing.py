@@ -24,9 +24,20 @@ def is_tf1(prefix):
     return _OBJECT_GRAPH not in dict(tf.train.list_variables(prefix))
 
 
+def _name(weight):
+    """A weight's path inside its model, e.g. attention_0/kv_resnet/conv_in/V."""
+    return weight.path.split("/", 1)[1]
+
+
 def model_checkpoint(model, ema, **extra):
-    """The object checkpoint of our format: model weights and their Polyak averages (+ extra)."""
-    return tf.train.Checkpoint(model=model, ema=ema.shadows, **extra)
+    """The object checkpoint of our format: model weights and their Polyak averages (+ extra).
+
+    Weights are keyed by their paths (independent of how Keras tracks lists of layers); the
+    averages by the paths of the weights they average.
+    """
+    weights = {_name(w): w.value for w in model.weights}
+    averages = {_name(w): shadow for w, shadow in zip(model.trainable_weights, ema.shadows)}
+    return tf.train.Checkpoint(model=weights, ema=averages, **extra)
 
 
 def write_config(directory, config):
