@@ -1,0 +1,65 @@
+"""Images/s of the log-likelihood (forward pass + mixture loss) of a PixelSNAIL model.
+
+  python benchmarks/forward.py                    # full CIFAR-10 config, batch 8
+  python benchmarks/forward.py --batch_size=16 --iters=10
+
+Last output line: one JSON object with images_per_sec (and the settings it ran with).
+"""
+
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from pixelsnail_tf import cli  # noqa: E402
+from pixelsnail_tf.model import PixelSNAIL  # noqa: E402
+
+flags.DEFINE_integer("batch_size", 8, "images per forward pass")
+flags.DEFINE_integer("iters", 5, "timed forward passes (after one untimed warm-up)")
+flags.DEFINE_integer("image_size", 32, "height and width of the images")
+cli.define_model_flags()
+FLAGS = flags.FLAGS
+
+
+def machine():
+    """One line naming the CPU (or GPU) this ran on."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                         for g in gpus)
+    cpu = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores available"
+
+
+def main(argv):
+    del argv
+    config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
+    model = PixelSNAIL(config)
+    size = FLAGS.image_size
+    images = np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, size, size, 3), np.uint8)
+    model.build(images.shape)
+    model.log_prob(images).numpy()  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(FLAGS.iters):
+        model.log_prob(images).numpy()
+    seconds = (time.perf_counter() - start) / FLAGS.iters
+    result = {"images_per_sec": FLAGS.batch_size / seconds, "seconds_per_batch": seconds,
+              "batch_size": FLAGS.batch_size, "image_size": size, "model": config.model,
+              "params": model.count_params(), "machine": machine(), "tensorflow": tf.__version__}
+    print(f"{config.model}, {model.count_params():,} params, batch {FLAGS.batch_size}, "
+          f"{size}x{size}: {result['images_per_sec']:.2f} images/s on {result['machine']}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,141 @@
+"""evaluate.py end to end (subprocesses) and the data readers behind it."""
+
+import json
+import os
+import pathlib
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import TINY
+from pixelsnail_tf import data
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3"]
+
+
+def evaluate(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def test_images(tmp_path_factory, tiny_reference):
+    path = tmp_path_factory.mktemp("images") / "test.npy"
+    np.save(path, tiny_reference["x_test_u8"])
+    return path
+
+
+@pytest.mark.parametrize("ema_flag, key", [([], "ema_final"), (["--noema"], "raw_final")])
+def test_bpd_of_the_original_checkpoint(tmp_path, test_images, tiny_reference, ema_flag, key):
+    out = tmp_path / "result.json"
+    run = evaluate(f"--checkpoint={TINY / 'trained' / 'model.ckpt'}", f"--images={test_images}",
+                   f"--json_out={out}", "--batch_size=3", *TINY_FLAGS, *ema_flag)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    np.testing.assert_allclose(result["per_image_log_likelihood"], tiny_reference[f"ll_test_{key}"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(result["per_image_bpd"], tiny_reference[f"bpd_test_{key}"], rtol=1e-5)
+    np.testing.assert_allclose(result["bpd"], tiny_reference[f"bpd_test_{key}"].mean(), rtol=1e-5)
+    assert f"test bpd {result['bpd']:.6f} on 4 images" in run.stdout
+
+
+def test_our_checkpoint_is_detected_and_uses_its_config(tmp_path, test_images, tiny_reference,
+                                                        tiny_config):
+    from pixelsnail_tf.model import PixelSNAIL
+    from test_checkpoints import write_our_checkpoint
+    model = PixelSNAIL(tiny_config)
+    model.build((None, 8, 8, 3))
+    write_our_checkpoint(model, tiny_reference, tmp_path / "run")
+    out = tmp_path / "result.json"
+    run = evaluate(f"--checkpoint={tmp_path / 'run'}", f"--images={test_images}", f"--json_out={out}")
+    assert run.returncode == 0, run.stderr
+    assert "pixelsnail_tf checkpoint" in run.stdout
+    np.testing.assert_allclose(json.loads(out.read_text())["bpd"],
+                               tiny_reference["bpd_test_ema_final"].mean(), rtol=1e-5)
+    run = evaluate(f"--checkpoint={tmp_path / 'run'}", f"--images={test_images}", "--nr_filters=64")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: model flags contradict {tmp_path / 'run' / 'ckpt-1'}'s config.json: "
+        "nr_filters: 32 != 64")
+
+
+def last_line(run):
+    return run.stderr.strip().splitlines()[-1]
+
+
+def test_clear_errors(tmp_path, test_images):
+    ckpt = f"--checkpoint={TINY / 'trained'}"
+    run = evaluate(ckpt, f"--images={test_images}")  # default flags: the full CIFAR config
+    assert run.returncode == 1 and "it looks like nr_filters=32, nr_logistic_mix=3" in last_line(run)
+    run = evaluate(ckpt, f"--images={tmp_path / 'missing.npy'}", *TINY_FLAGS)
+    assert run.returncode == 1 and last_line(run) == f"error: no such file: {tmp_path / 'missing.npy'}"
+    np.save(tmp_path / "gray.npy", np.zeros((2, 8, 8), np.uint8))
+    run = evaluate(ckpt, f"--images={tmp_path / 'gray.npy'}", *TINY_FLAGS)
+    assert run.returncode == 1 and "must hold uint8 images of shape [N, H, W, 3]" in last_line(run)
+    run = evaluate(f"--checkpoint={tmp_path}", f"--images={test_images}", *TINY_FLAGS)
+    assert run.returncode == 1 and last_line(run) == f"error: no checkpoint in directory {tmp_path} (no *.index file)"
+    run = evaluate(ckpt, "--dataset=cifar10", f"--data_dir={tmp_path / 'data'}", *TINY_FLAGS)
+    assert run.returncode == 1
+    assert last_line(run).startswith("error: cifar10 test set not found under")
+    assert last_line(run).endswith(f"put the CIFAR-10 python pickles (cifar-10-python.tar.gz) in "
+                                   f"{tmp_path / 'data' / 'cifar-10-python' / 'cifar-10-batches-py'}/")
+    run = evaluate(ckpt, "--model=h6_hier4", f"--images={test_images}")
+    assert run.returncode == 1 and "--model=h6_hier4 is not supported: " in last_line(run)
+
+
+def test_help_lists_every_flag():
+    run = evaluate("--helpfull")
+    for flag in ["--checkpoint", "--[no]ema", "--dataset", "--data_dir", "--images", "--json_out",
+                 "--batch_size", "--model", "--nr_resnet", "--nr_filters", "--nr_logistic_mix",
+                 "--resnet_nonlinearity", "--attn_rep"]:
+        assert flag in run.stdout, flag
+
+
+def write_cifar_pickles(folder, images, labels):
+    folder.mkdir(parents=True)
+    planar = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # the original files' layout
+    for name in ["test_batch"] + [f"data_batch_{i}" for i in range(1, 6)]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": planar, "labels": list(labels)}, f)
+
+
+def test_cifar_pickles_in_the_original_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    write_cifar_pickles(tmp_path / "cifar-10-python" / "cifar-10-batches-py", images, [4, 5, 6])
+    test_x, test_y = data.load_split("cifar10", "test", str(tmp_path))
+    np.testing.assert_array_equal(test_x, images)
+    np.testing.assert_array_equal(test_y, [4, 5, 6])
+    train_x, _ = data.load_split("cifar10", "train", str(tmp_path))
+    assert train_x.shape == (15, 32, 32, 3)
+
+
+def test_imagenet_npz_in_the_original_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    train, test = (rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8) for n in (4, 2))
+    (tmp_path / "small_imagenet").mkdir()
+    np.savez(tmp_path / "small_imagenet" / "imgnet_32x32.npz", trainx=train, testx=test)
+    images, labels = data.load_split("imagenet32", "test", str(tmp_path))
+    np.testing.assert_array_equal(images, test)
+    assert labels is None
+    np.testing.assert_array_equal(data.load_split("imagenet32", "train", str(tmp_path))[0], train)
+
+
+def test_evaluate_on_cifar_files(tmp_path, tiny_reference):
+    """The data path end to end: bpd of the bundle's test images written as CIFAR pickles."""
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    images[:, :8, :8] = tiny_reference["x_test_u8"]
+    write_cifar_pickles(tmp_path / "cifar-10-python" / "cifar-10-batches-py", images, [0] * 4)
+    np.save(tmp_path / "same.npy", images)
+    results = []
+    for source in (["--dataset=cifar10", f"--data_dir={tmp_path}"], [f"--images={tmp_path / 'same.npy'}"]):
+        out = tmp_path / "r.json"
+        run = evaluate(f"--checkpoint={TINY / 'trained'}", f"--json_out={out}", *source, *TINY_FLAGS)
+        assert run.returncode == 0, run.stderr
+        results.append(json.loads(out.read_text()))
+    assert results[0] == results[1] and len(results[0]["per_image_bpd"]) == 4
