@@ -8,7 +8,7 @@ Last output line: one JSON object with images_per_sec (and the settings it ran w
 
 import json
 import os
-import platform
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,25 +20,14 @@ from absl import app, flags  # noqa: E402
 from pixelsnail_tf import cli  # noqa: E402
 from pixelsnail_tf.model import PixelSNAIL  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine  # noqa: E402
+
 flags.DEFINE_integer("batch_size", 8, "images per forward pass")
 flags.DEFINE_integer("iters", 5, "timed forward passes (after one untimed warm-up)")
 flags.DEFINE_integer("image_size", 32, "height and width of the images")
 cli.define_model_flags()
 FLAGS = flags.FLAGS
-
-
-def machine():
-    """One line naming the CPU (or GPU) this ran on."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                         for g in gpus)
-    cpu = platform.processor()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores available"
 
 
 def main(argv):

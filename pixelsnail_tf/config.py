@@ -38,7 +38,8 @@ REFUSED_VARIANTS = {
     "h8_noup_1mix_halfattn": _CRASHES,
     "h6_shift": _CRASHES,
     "h8_noup_smallkey_ar_chs": "cannot run through the original train.py (its sampling graph fails to build)",
-    "h6_shift_small_attn": "never verified to build in the original (TF1 Defun stem with an unused channel group)",
+    "h6_shift_small_attn":
+        "never verified to build in the original (TF1 Defun stem with an unused channel group)",
     "pxpp": "the PixelCNN++ baseline is not implemented in pixelsnail_tf yet",
 }
 

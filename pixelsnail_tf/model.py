@@ -52,7 +52,7 @@ class PixelSNAIL(keras.Model):
             self.attention.append(CausalAttentionBlock(
                 c.key_size, c.value_size, c.variant.att_downsample, name=f"attention_{b}", **resnet))
         self.head = WeightNormDense(10 * c.nr_logistic_mix, name="head")
-        self._log_prob_fn = tf.function(self._log_prob_float, reduce_retracing=True)
+        self._log_prob_fn = tf.function(self._log_prob_float)  # one trace per image shape
 
     def weight_norm_layers(self):
         """All weight-normalized layers in the original's creation order (its variable order)."""

@@ -25,19 +25,21 @@ def original_mask(height, width, rate):
     return pooled.reshape(n, -1)
 
 
-@pytest.mark.parametrize("height, width, rate", [(4, 4, 1), (3, 5, 1), (8, 8, 2), (5, 7, 2), (6, 4, 2)])
+@pytest.mark.parametrize("height, width, rate",
+                         [(4, 4, 1), (3, 5, 1), (8, 8, 2), (5, 7, 2), (6, 4, 2)])
 def test_mask_equals_the_original_construction(height, width, rate):
-    np.testing.assert_array_equal(causal_mask(height, width, rate).numpy(), original_mask(height, width, rate))
+    expected = original_mask(height, width, rate)
+    np.testing.assert_array_equal(causal_mask(height, width, rate), expected)
 
 
 def test_mask_is_strictly_causal():
     mask = causal_mask(4, 5)
-    np.testing.assert_array_equal(mask.numpy(), np.tril(np.ones((20, 20)), -1))
+    np.testing.assert_array_equal(mask, np.tril(np.ones((20, 20)), -1))
 
 
 def test_pool2_rows_without_keys_at_32x32():
     # the whole first row plus pixels (1,0) and (1,1): 34 positions (ORIGINAL.md 4.2)
-    assert int(np.sum(causal_mask(32, 32, 2).numpy().sum(axis=1) == 0)) == 34
+    assert int(np.sum(causal_mask(32, 32, 2).sum(axis=1) == 0)) == 34
 
 
 def numpy_attention(key, value, query, rate):
@@ -54,26 +56,43 @@ def numpy_attention(key, value, query, rate):
     return np.einsum("bqk,bkc->bqc", p, value.reshape(b, -1, value.shape[-1])).reshape(b, h, w, -1)
 
 
-@pytest.mark.parametrize("height, width, rate", [(4, 6, 1), (6, 6, 2), (5, 7, 2)])
-def test_attention_matches_the_original_formula(height, width, rate):
+@pytest.mark.parametrize("height, width, rate", [(4, 6, 1), (6, 6, 2), (5, 7, 2), (1, 3, 1)])
+@pytest.mark.parametrize("chunks", [1, 4, 7])
+def test_attention_matches_the_original_formula(height, width, rate, chunks):
     key = RNG.normal(size=(2, height, width, 4)).astype(np.float32)
     query = RNG.normal(size=(2, height, width, 4)).astype(np.float32)
     value = RNG.normal(size=(2, height, width, 3)).astype(np.float32)
-    out = causal_attention(key, value, query, rate).numpy()
+    out = causal_attention(key, value, query, rate, query_chunks=chunks).numpy()
     np.testing.assert_allclose(out, numpy_attention(key, value, query, rate), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("rate", [1, 2])
-def test_rows_without_keys_give_exact_zeros_without_nan(rate):
+def test_query_bands_equal_the_full_product_with_gradients(rate):
+    """The fast path (bands of queries against readable key prefixes) == the original's full one."""
+    inputs = [tf.constant(RNG.normal(size=(2, 16, 12, c)), tf.float32) for c in (8, 5, 8)]
+    results = []
+    for chunks in (1, 4):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            out = causal_attention(*inputs, downsample=rate, query_chunks=chunks)
+            loss = tf.reduce_sum(out * tf.sin(out))
+        results.append([out] + tape.gradient(loss, inputs))
+    for full, banded in zip(*results):
+        np.testing.assert_allclose(banded.numpy(), full.numpy(), rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("rate", [1, 2])
+@pytest.mark.parametrize("chunks", [1, 4])
+def test_rows_without_keys_give_exact_zeros_without_nan(rate, chunks):
     shape = (2, 32, 32, 16)
     key, query = (tf.constant(RNG.normal(size=shape) * 10, tf.float32) for _ in range(2))
     value = tf.constant(RNG.normal(size=shape), tf.float32)
     with tf.GradientTape() as tape:
         tape.watch([key, query, value])
-        out = causal_attention(key, value, query, rate)
+        out = causal_attention(key, value, query, rate, query_chunks=chunks)
         loss = tf.reduce_sum(out)
     grads = tape.gradient(loss, [key, query, value])
-    empty = causal_mask(32, 32, rate).numpy().sum(axis=1) == 0
+    empty = causal_mask(32, 32, rate).sum(axis=1) == 0
     flat = out.numpy().reshape(2, 32 * 32, 16)
     assert empty.sum() == (1 if rate == 1 else 34)
     assert np.all(flat[:, empty] == 0.0)

@@ -121,7 +121,8 @@ def test_class_conditioning_changes_the_likelihood():
     a = model.log_prob(images, np.array([0, 0])).numpy()
     b = model.log_prob(images, np.array([2, 2])).numpy()
     assert not np.allclose(a, b)
-    assert sum("hw" in w.path for w in model.trainable_weights) == 2 * (1 + 3)  # every gated layer: 1 residual + 3 in attention, 2 blocks
+    # a conditioning matrix in every gated layer: 1 residual + 3 in attention, 2 blocks
+    assert sum("hw" in w.path for w in model.trainable_weights) == 2 * (1 + 3)
 
 
 def test_config_and_keras_save_round_trips(tmp_path):
@@ -147,7 +148,8 @@ def test_config_and_keras_save_round_trips(tmp_path):
     (np.zeros((1, 4, 4, 4), np.uint8), r"\(RGB\), got shape \(1, 4, 4, 4\)"),
     (np.zeros((1, 4, 4, 3), np.int32), "uint8 in \\[0, 255\\] or float32 in \\[-1, 1\\], got dtype int32"),
     (np.zeros((1, 4, 4, 3), np.float64), "got dtype float64"),
-    (np.full((1, 4, 4, 3), 1.5, np.float32), r"float images must lie in \[-1, 1\], got values in \[1.5, 1.5\]"),
+    (np.full((1, 4, 4, 3), 1.5, np.float32),
+     r"float images must lie in \[-1, 1\], got values in \[1.5, 1.5\]"),
     (np.full((1, 4, 4, 3), 255, np.float32), r"must lie in \[-1, 1\]"),
     (np.full((1, 4, 4, 3), np.nan, np.float32), "got NaN/Inf values"),
 ])

@@ -1,5 +1,7 @@
 """Causal self-attention of PixelSNAIL: the mask, the original's softmax, and the attention block."""
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -11,14 +13,28 @@ from pixelsnail_tf.layers.weight_norm import WeightNormDense
 # normalizer gets +1e-6, so a row without any allowed key yields exactly zero weights (not NaN).
 MASKED_LOGIT_OFFSET = 1e10
 NORMALIZER_EPSILON = 1e-6
+# Queries are processed in this many row bands, each against only the keys it may read: the same
+# numbers as the full [queries x keys] product (masked entries are exact zeros there), about 40%
+# less work at 32x32. 1 computes the full product as the original.
+QUERY_CHUNKS = 4
 
 
 def spatial_size(x):
-    """(height, width) of an NHWC tensor: Python ints when static, scalar tensors otherwise."""
-    dynamic = tf.shape(x)
-    return tuple(x.shape[i] if x.shape[i] is not None else dynamic[i] for i in (1, 2))
+    """(height, width) of an NHWC tensor, which must be known when the model is traced."""
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"image height and width must be static, got shape {tuple(x.shape)}")
+    return height, width
 
 
+def _last_pixel_of_key_cells(height, width, downsample):
+    """Raster index of the last pixel of each key cell (d x d blocks clipped at the border)."""
+    last_row = np.minimum((np.arange(-(-height // downsample)) + 1) * downsample - 1, height - 1)
+    last_col = np.minimum((np.arange(-(-width // downsample)) + 1) * downsample - 1, width - 1)
+    return (last_row[:, None] * width + last_col[None, :]).reshape(-1)
+
+
+@functools.lru_cache(maxsize=64)
 def causal_mask(height, width, downsample=1):
     """[H*W, Hk*Wk] float32 mask: query pixel i may read key cell j iff all of j's pixels precede i.
 
@@ -27,38 +43,53 @@ def causal_mask(height, width, downsample=1):
     is a d x d block (clipped at the image border, as SAME pooling) and is allowed only when its
     last pixel in raster order comes before i: the original's min-pooled mask.
     """
-    key_rows = (height + downsample - 1) // downsample
-    key_cols = (width + downsample - 1) // downsample
-    last_row = tf.minimum((tf.range(key_rows) + 1) * downsample - 1, height - 1)
-    last_col = tf.minimum((tf.range(key_cols) + 1) * downsample - 1, width - 1)
-    last_index = tf.reshape(last_row[:, None] * width + last_col[None, :], [-1])
-    query_index = tf.range(height * width)
-    return tf.cast(last_index[None, :] < query_index[:, None], tf.float32)
+    last_pixel = _last_pixel_of_key_cells(height, width, downsample)
+    mask = (last_pixel[None, :] < np.arange(height * width)[:, None]).astype(np.float32)
+    mask.setflags(write=False)  # shared by every caller through the cache
+    return mask
 
 
-def causal_attention(key, value, query, downsample=1):
+def _attend(q, k, v, mask):
+    """The original's masked softmax attention of q [B,n,dk] over k, v [B,m,*] with mask [n,m]."""
+    logits = tf.matmul(q, k, transpose_b=True) - (1.0 - mask) * MASKED_LOGIT_OFFSET
+    logits = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
+    weights = tf.exp(logits / np.float32(np.sqrt(q.shape[-1]))) * mask
+    weights = weights / (tf.reduce_sum(weights, axis=-1, keepdims=True) + NORMALIZER_EPSILON)
+    return tf.matmul(weights, v)
+
+
+def causal_attention(key, value, query, downsample=1, query_chunks=QUERY_CHUNKS):
     """Masked dot-product attention with the original's numerics.
 
     key [B,H,W,dk], value [B,H,W,dv], query [B,H,W,dk] -> [B,H,W,dv]. Keys and values are max-pooled
     by `downsample` first. Softmax as the original: logits - (1-mask)*1e10, minus the row max, then
     divided by sqrt(dk) inside exp, times the mask, over (row sum + 1e-6).
+
+    The keys a query may read are a prefix of the key cells (raster order), so the queries are cut
+    into `query_chunks` bands, each computed against the longest prefix any of its queries reads:
+    the skipped entries are exact zeros in the full computation, and a band without any readable
+    key gives zeros, as the full computation does.
     """
     height, width = spatial_size(query)
-    key_size = query.shape[-1]
     if downsample > 1:
         pool = [1, downsample, downsample, 1]
         key = tf.nn.max_pool2d(key, pool, pool, "SAME")
         value = tf.nn.max_pool2d(value, pool, pool, "SAME")
     mask = causal_mask(height, width, downsample)
-    batch = tf.shape(query)[0]
-    q = tf.reshape(query, [batch, height * width, key_size])
-    k = tf.reshape(key, [batch, -1, key_size])
-    v = tf.reshape(value, [batch, -1, value.shape[-1]])
-    logits = tf.matmul(q, k, transpose_b=True) - (1.0 - mask) * MASKED_LOGIT_OFFSET
-    logits = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
-    weights = tf.exp(logits / np.float32(np.sqrt(key_size))) * mask
-    weights = weights / (tf.reduce_sum(weights, axis=-1, keepdims=True) + NORMALIZER_EPSILON)
-    return tf.reshape(tf.matmul(weights, v), [batch, height, width, value.shape[-1]])
+    batch, value_size = tf.shape(query)[0], value.shape[-1]
+    q = tf.reshape(query, [batch, height * width, query.shape[-1]])
+    k = tf.reshape(key, [batch, -1, key.shape[-1]])
+    v = tf.reshape(value, [batch, -1, value_size])
+    bounds = np.unique(np.linspace(0, height * width, query_chunks + 1).astype(int))
+    bands = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        readable = int(mask[stop - 1].sum())  # the band's last query reads the longest prefix
+        if readable == 0:
+            bands.append(tf.zeros([batch, stop - start, value_size], value.dtype))
+        else:
+            bands.append(_attend(q[:, start:stop], k[:, :readable], v[:, :readable],
+                                 mask[start:stop, :readable]))
+    return tf.reshape(tf.concat(bands, axis=1), [batch, height, width, value_size])
 
 
 def positional_background(x):
@@ -68,15 +99,13 @@ def positional_background(x):
     """
     batch = tf.shape(x)[0]
     height, width = spatial_size(x)
-    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    rows = (tf.range(h) - h / 2) / h
-    cols = (tf.range(w) - w / 2) / w
+    rows = (tf.range(height, dtype=tf.float32) - height / 2) / height
+    cols = (tf.range(width, dtype=tf.float32) - width / 2) / width
     rows = tf.broadcast_to(rows[None, :, None, None], [batch, height, width, 3])
     cols = tf.broadcast_to(cols[None, None, :, None], [batch, height, width, 3])
     return tf.concat([rows, cols], axis=-1)
 
 
-@keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class CausalAttentionBlock(keras.layers.Layer):
     """The attention block of the PixelSNAIL models (ORIGINAL.md 4.3).
 

@@ -34,13 +34,22 @@ class RightShift(keras.layers.Layer):
         return right_shift(x)
 
 
+class _ShiftedConv2D(WeightNormConv2D):
+    """A VALID convolution after padding only above / left: subclasses say where."""
+
+    default_kernel_size = None
+
+    def __init__(self, filters, kernel_size=None, init_scale=1.0, **kwargs):
+        kwargs.pop("padding", None)  # from get_config: the padding is always ours, then VALID
+        super().__init__(filters, kernel_size or self.default_kernel_size, init_scale=init_scale,
+                         padding="VALID", **kwargs)
+
+
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
-class DownShiftedConv2D(WeightNormConv2D):
+class DownShiftedConv2D(_ShiftedConv2D):
     """Sees the kh-1 rows above and the row of the pixel, centred horizontally (default 2x3)."""
 
-    def __init__(self, filters, kernel_size=(2, 3), init_scale=1.0, **kwargs):
-        kwargs.pop("padding", None)
-        super().__init__(filters, kernel_size, init_scale=init_scale, padding="VALID", **kwargs)
+    default_kernel_size = (2, 3)
 
     def _pad(self, x):
         kh, kw = self.kernel_size
@@ -49,12 +58,10 @@ class DownShiftedConv2D(WeightNormConv2D):
 
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
-class DownRightShiftedConv2D(WeightNormConv2D):
+class DownRightShiftedConv2D(_ShiftedConv2D):
     """Sees the kh-1 rows above and the kw-1 columns to the left, including the pixel (default 2x2)."""
 
-    def __init__(self, filters, kernel_size=(2, 2), init_scale=1.0, **kwargs):
-        kwargs.pop("padding", None)
-        super().__init__(filters, kernel_size, init_scale=init_scale, padding="VALID", **kwargs)
+    default_kernel_size = (2, 2)
 
     def _pad(self, x):
         kh, kw = self.kernel_size
