@@ -27,6 +27,7 @@ flags.DEFINE_integer("batch_size", 8, "images per forward pass")
 flags.DEFINE_integer("iters", 5, "timed forward passes (after one untimed warm-up)")
 flags.DEFINE_integer("image_size", 32, "height and width of the images")
 cli.define_model_flags()
+flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 

@@ -110,7 +110,7 @@ def _expected_tf1_names(entries):
 
 
 def read_tf1_checkpoint(model, prefix):
-    """{entry: {"raw", "ema", "first_moment", "second_moment"} arrays} and Adam t, strictly checked.
+    """(entries, {name: {"raw", "ema", "first_moment", "second_moment": array}}, Adam t), checked.
 
     Every tensor of the checkpoint must be one the model's name map names, every name must be
     present with the model's shape; otherwise CheckpointMismatchError lists all differences and
@@ -118,9 +118,15 @@ def read_tf1_checkpoint(model, prefix):
     """
     if not model.built:
         raise ValueError("build the model before loading a checkpoint into it")
+    entries = tf1_name_map(model)
+    mapped = {id(e.variable) for e in entries}
+    unmapped = [w.path for w in model.weights if id(w) not in mapped]
+    if unmapped:  # the class-conditioning matrices: the original never trained such a model
+        raise CheckpointMismatchError(
+            f"the original's checkpoints have no place for {len(unmapped)} weights of this model "
+            f"({_short(unmapped)}); build it without num_classes to load {prefix}")
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
-    entries = tf1_name_map(model)
     expected = _expected_tf1_names(entries)
     problems = []
     unexpected = sorted(set(shapes) - expected)

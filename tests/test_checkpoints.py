@@ -76,6 +76,14 @@ def test_missing_and_unexpected_tensors_are_listed(tiny_config):
         tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"))
 
 
+def test_class_conditional_model_cannot_take_an_original_checkpoint(tiny_config):
+    model = PixelSNAIL(tiny_config.replace(num_classes=10))
+    model.build((None, 8, 8, 3))
+    with pytest.raises(tf1_checkpoint.CheckpointMismatchError,
+                       match=r"no place for 8 weights of this model \(.*/hw"):
+        tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"))
+
+
 def test_unknown_extra_tensor_is_an_error(model, tmp_path):
     reader = tf.train.load_checkpoint(str(TINY / "trained" / "model.ckpt"))
     names = sorted(reader.get_variable_to_shape_map()) + ["model/extra/V"]

@@ -90,7 +90,7 @@ def test_clear_errors(tmp_path, test_images):
 
 
 def test_help_lists_every_flag():
-    run = evaluate("--helpfull")
+    run = evaluate("--help")
     for flag in ["--checkpoint", "--[no]ema", "--dataset", "--data_dir", "--images", "--json_out",
                  "--batch_size", "--model", "--nr_resnet", "--nr_filters", "--nr_logistic_mix",
                  "--resnet_nonlinearity", "--attn_rep"]:
