@@ -15,6 +15,7 @@ import tensorflow as tf
 from pixelsnail_tf import tf1_checkpoint
 from pixelsnail_tf.config import ModelConfig
 from pixelsnail_tf.ema import PolyakAverage
+from pixelsnail_tf.optimizer import OriginalAdam
 
 CONFIG_FILE = "config.json"
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -24,19 +25,26 @@ def is_tf1(prefix):
     return _OBJECT_GRAPH not in dict(tf.train.list_variables(prefix))
 
 
-def _name(weight):
-    """A weight's path inside its model, e.g. attention_0/kv_resnet/conv_in/V."""
+def weight_name(weight):
+    """A weight's path inside its model, e.g. attention_0/kv_resnet/conv_in/V: its checkpoint key."""
     return weight.path.split("/", 1)[1]
 
 
+def original_adam(model):
+    """The original's Adam over the model's trainable weights, slots keyed by weight name."""
+    weights = model.trainable_weights
+    return OriginalAdam([w.value for w in weights], [weight_name(w) for w in weights])
+
+
 def model_checkpoint(model, ema, **extra):
-    """The object checkpoint of our format: model weights and their Polyak averages (+ extra).
+    """The object checkpoint of our format: model weights and their Polyak averages (+ extra,
+    e.g. optimizer=original_adam(model)).
 
     Weights are keyed by their paths (independent of how Keras tracks lists of layers); the
     averages by the paths of the weights they average.
     """
-    weights = {_name(w): w.value for w in model.weights}
-    averages = {_name(w): shadow for w, shadow in zip(model.trainable_weights, ema.shadows)}
+    weights = {weight_name(w): w.value for w in model.weights}
+    averages = {weight_name(w): shadow for w, shadow in zip(model.trainable_weights, ema.shadows)}
     return tf.train.Checkpoint(model=weights, ema=averages, **extra)
 
 

@@ -22,6 +22,10 @@ class PolyakAverage:
             self._ema.apply(self._variables)
         self.shadows = [self._ema.average(v) for v in self._variables]
 
+    def shadow(self, weight):
+        """The average of one of the model's weights."""
+        return self._ema.average(weight.value)
+
     def update(self):
         """One averaging step towards the current weights."""
         return self._ema.apply(self._variables)
