@@ -11,8 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from pixelsnail_tf import checkpointing, cli, data, evaluation, tf1_checkpoint  # noqa: E402
-from pixelsnail_tf.model import PixelSNAIL  # noqa: E402
+from pixelsnail_tf import cli, data, evaluation  # noqa: E402
 
 flags.DEFINE_string("checkpoint", None, "checkpoint prefix (.../model.ckpt, .../ckpt-7) or a directory "
                     "(its latest checkpoint); original TF1 checkpoints are detected", required=True)
@@ -29,35 +28,17 @@ flags.adopt_module_key_flags(cli)  # --help lists the model flags too
 FLAGS = flags.FLAGS
 
 
-def model_config(prefix):
-    """Config from the flags (TF1 checkpoints) or from the run's config.json (ours)."""
-    values = FLAGS.flag_values_dict()
-    if checkpointing.is_tf1(prefix):
-        return cli.model_config_from_flags(values, dropout_p=0.0), "original TF1"
-    config = checkpointing.read_config(os.path.dirname(prefix))
-    given = cli.explicit_model_flags(FLAGS)
-    if given:
-        differences = checkpointing.config_differences(
-            config, config.replace(**{name: values[name] for name in given}))
-        if differences:
-            raise ValueError(f"model flags contradict {prefix}'s config.json: " + "; ".join(differences))
-    return config, "pixelsnail_tf"
-
-
 def main(argv):
     del argv
     try:
-        prefix = tf1_checkpoint.resolve_prefix(FLAGS.checkpoint)
-        config, kind = model_config(prefix)
+        model, prefix, kind = cli.load_model(FLAGS.checkpoint, FLAGS.flag_values_dict(),
+                                             cli.explicit_model_flags(FLAGS), use_ema=FLAGS.ema)
         if FLAGS.images:
             images, labels = data.load_images_npy(FLAGS.images), None
         else:
             images, labels = data.load_split(FLAGS.dataset, "test", FLAGS.data_dir)
-        if not config.num_classes:
+        if not model.config.num_classes:
             labels = None
-        model = PixelSNAIL(config)
-        model.build(images.shape)
-        checkpointing.load_weights(model, prefix, use_ema=FLAGS.ema)
         ll = evaluation.log_likelihood(model, images, labels, batch_size=FLAGS.batch_size)
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)

@@ -4,11 +4,14 @@ The scripts own absl FLAGS; the package only defines flags on the FlagValues it 
 a plain dict of values into a ModelConfig.
 """
 
+import os
 import sys
 
 from absl import flags
 
+from pixelsnail_tf import checkpointing, tf1_checkpoint
 from pixelsnail_tf.config import VARIANTS, ModelConfig
+from pixelsnail_tf.model import PixelSNAIL
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
                "attn_rep")
@@ -38,8 +41,28 @@ def model_config_from_flags(values, **extra):
 
 
 def explicit_model_flags(flag_values):
-    """Names of the model flags given on the command line."""
-    return [name for name in MODEL_FLAGS if flag_values[name].present]
+    """{name: value} of the model flags given on the command line."""
+    return {name: flag_values[name].value for name in MODEL_FLAGS if flag_values[name].present}
+
+
+def load_model(path, values, explicit, use_ema=True):
+    """(model with loaded weights, checkpoint prefix, kind) from a checkpoint of either kind.
+
+    An original TF1 checkpoint is read with the model flags in `values`; ours with its config.json,
+    which the `explicit` model flags (given on the command line) must agree with.
+    """
+    prefix = tf1_checkpoint.resolve_prefix(path)
+    if checkpointing.is_tf1(prefix):
+        config, kind = model_config_from_flags(values, dropout_p=0.0), "original TF1"
+    else:
+        config, kind = checkpointing.read_config(os.path.dirname(prefix)), "pixelsnail_tf"
+        differences = checkpointing.config_differences(config, config.replace(**explicit))
+        if differences:
+            raise ValueError(f"model flags contradict {prefix}'s config.json: " + "; ".join(differences))
+    model = PixelSNAIL(config)
+    model.build((None, 2, 2, 3))
+    checkpointing.load_weights(model, prefix, use_ema=use_ema)
+    return model, prefix, kind
 
 
 def fail(message):

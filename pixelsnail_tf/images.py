@@ -8,9 +8,14 @@ import numpy as np
 import tensorflow as tf
 
 
+# (k - 127.5) / 127.5 for every level k, rounded once in numpy: looked up rather than computed so that
+# graph rewrites (division -> multiplication by the reciprocal) cannot change the last bit.
+LEVELS = ((np.arange(256) - 127.5) / 127.5).astype(np.float32)
+
+
 def uint8_to_float(images):
     """uint8 levels -> float32 in [-1, 1], exactly as the original scales its data."""
-    return (tf.cast(images, tf.float32) - 127.5) / 127.5
+    return tf.gather(LEVELS, tf.cast(images, tf.int32))
 
 
 def float_to_uint8(x):
@@ -69,3 +74,21 @@ def check_labels(labels, batch, num_classes):
             raise ValueError(f"labels must lie in [0, {num_classes}), got values in "
                              f"[{values.min()}, {values.max()}]")
     return tf.cast(labels, tf.int32)
+
+
+def image_grid(images, border=1):
+    """uint8 [N,H,W,3] -> one uint8 [rows*(H+b)+b, cols*(W+b)+b, 3] image, white borders, true colours.
+
+    ceil(sqrt(N)) columns; unused cells stay white.
+    """
+    images = np.asarray(images)
+    count, height, width = images.shape[:3]
+    cols = max(1, int(np.ceil(np.sqrt(count))))
+    rows = max(1, -(-count // cols))
+    grid = np.full((rows * (height + border) + border, cols * (width + border) + border, 3), 255,
+                   np.uint8)
+    for i, image in enumerate(images):
+        top = border + (i // cols) * (height + border)
+        left = border + (i % cols) * (width + border)
+        grid[top:top + height, left:left + width] = image
+    return grid

@@ -1,0 +1,69 @@
+"""Drawing images from a model: the original's algorithm, one pixel at a time, as one tf.function.
+
+The canvas starts at zeros; for each pixel in raster order the whole network runs on the canvas, the
+pixel's three sub-pixels are drawn from its mixture (ORIGINAL.md 6.4) and written into the canvas.
+All uniform noise is drawn up front from a stateless seed ([S,H,W,M] for the component choice,
+[S,H,W,3] for the logistics, both in [1e-5, 1 - 1e-5] as the original), so the same seed gives the
+same images whatever the batching, and given noise (e.g. recorded from the original) can be replayed.
+"""
+
+import tensorflow as tf
+
+from pixelsnail_tf.images import float_to_uint8, uint8_to_float
+from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic, uniform_noise
+
+
+def draw_noise(num_samples, height, width, mixtures, seed):
+    """(u_mix [S,H,W,M], u_logistic [S,H,W,3]) from an integer seed (stateless RNG)."""
+    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    mix_seed, logistic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    return (uniform_noise([num_samples, height, width, mixtures], mix_seed),
+            uniform_noise([num_samples, height, width, 3], logistic_seed))
+
+
+def round_to_levels(x):
+    """Each value to its nearest 8-bit level, as the float the model sees for that level."""
+    return uint8_to_float(float_to_uint8(x))
+
+
+def sample_pixels(model, u_mix, u_logistic, labels=None, quantize=True, progress=None):
+    """Float images [S,H,W,3] in [-1, 1] drawn pixel by pixel with the given noise.
+
+    quantize: round each drawn pixel to its 8-bit level before it is fed back (the model is a
+    distribution over 8-bit images); False keeps the original's continuous values.
+    progress: optional Python callable called with the number of pixels done (eager runs only).
+    """
+    num_samples, height, width = u_mix.shape[0], u_mix.shape[1], u_mix.shape[2]
+    rows = tf.range(num_samples)
+
+    def draw(p, canvas):
+        r, c = p // width, p % width
+        params = model(canvas, labels, training=False)[:, r, c]
+        x = sample_discretized_mix_logistic(params, u_mix[:, r, c], u_logistic[:, r, c])
+        if quantize:
+            x = round_to_levels(x)
+        index = tf.stack([rows, tf.fill([num_samples], r), tf.fill([num_samples], c)], axis=1)
+        if progress is not None:
+            tf.py_function(lambda done: progress(int(done)), [p + 1], [])
+        return p + 1, tf.tensor_scatter_nd_update(canvas, index, x)
+
+    canvas = tf.zeros([num_samples, height, width, 3])
+    _, canvas = tf.while_loop(lambda p, _: p < height * width, draw, [tf.constant(0), canvas])
+    return canvas
+
+
+class NaiveSampler:
+    """The reference sampler: every pixel runs the whole network (H*W passes per image).
+
+    `__call__(u_mix, u_logistic, labels)` is one compiled tf.function per input shape.
+    """
+
+    def __init__(self, model, quantize=True, progress=None):
+        self.model = model
+        self.quantize = quantize
+        self._fn = tf.function(lambda u_mix, u_logistic, labels: sample_pixels(
+            model, u_mix, u_logistic, labels, quantize, progress))
+
+    def __call__(self, u_mix, u_logistic, labels=None):
+        return self._fn(tf.convert_to_tensor(u_mix, tf.float32),
+                        tf.convert_to_tensor(u_logistic, tf.float32), labels)
