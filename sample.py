@@ -37,18 +37,9 @@ flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 
-def image_size(text):
-    parts = [int(p) for p in text.split(",")]
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise ValueError(f"--image_size must be H,W or one number, got {text!r}")
-    return parts
-
-
 def noise(mixtures):
     if not FLAGS.noise_from:
-        height, width = image_size(FLAGS.image_size)
+        height, width = cli.image_size(FLAGS.image_size)
         return draw_noise(FLAGS.num_samples, height, width, mixtures, FLAGS.seed)
     with np.load(FLAGS.noise_from) as f:
         u_mix, u_logistic = f["u_mix"].astype(np.float32), f["u_logistic"].astype(np.float32)

@@ -65,6 +65,16 @@ def load_model(path, values, explicit, use_ema=True):
     return model, prefix, kind
 
 
+def image_size(text):
+    """[H, W] from "H,W" or "N" (square)."""
+    parts = [int(p) for p in text.split(",")]
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise ValueError(f"--image_size must be H,W or one number, got {text!r}")
+    return parts
+
+
 def fail(message):
     """Ends a script with one line on stderr and exit status 1."""
     sys.exit(f"error: {message}")

@@ -33,7 +33,7 @@ def sample_pixels(model, u_mix, u_logistic, labels=None, quantize=True, progress
     distribution over 8-bit images); False keeps the original's continuous values.
     progress: optional Python callable called with the number of pixels done (eager runs only).
     """
-    num_samples, height, width = u_mix.shape[0], u_mix.shape[1], u_mix.shape[2]
+    num_samples, height, width = tf.shape(u_mix)[0], u_mix.shape[1], u_mix.shape[2]
     rows = tf.range(num_samples)
 
     def draw(p, canvas):

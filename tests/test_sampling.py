@@ -80,7 +80,7 @@ def test_first_pixel_follows_the_model_distribution():
     u_mix, u_logistic = draw_noise(n, 1, 1, 3, seed=2024)
     red = NaiveSampler(model)(u_mix, u_logistic).numpy()[:, 0, 0, 0]
     counts = np.bincount(np.round(red * 127.5 + 127.5).astype(int), minlength=256)
-    observed, expected, groups = [], [], []
+    observed, expected = [], []
     o = e = 0.0
     for k in range(256):  # merge neighbouring levels until each group expects >= 20 draws
         o, e = o + counts[k], e + n * probs[k]

@@ -1,0 +1,63 @@
+"""A SavedModel of a PixelSNAIL model for TF Serving: log-likelihood and sampling signatures.
+
+The exported graph needs TensorFlow only (not this package). Signatures:
+  serving_default: images uint8 [batch, H, W, 3] [, class_label int32 [batch]]
+                   -> log_likelihood (nats), bits_per_dim, per image
+  sample:          num_samples int32, seed int64 [, class_label int32] -> images uint8 [S, H, W, 3]
+Inputs of another dtype, rank or channel count are rejected by the signatures themselves.
+"""
+
+import tensorflow as tf
+
+from pixelsnail_tf.images import float_to_uint8, uint8_to_float
+from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
+from pixelsnail_tf.sampling import draw_noise, sample_pixels
+
+
+def export_saved_model(model, path, height, width):
+    """Writes the SavedModel of `model` (its current weights) for H x W images to `path`."""
+    conditional = model.config.num_classes > 0
+    module = tf.Module()
+    module.weights = [w.value for w in model.weights]  # the variables the graphs read
+
+    def scores(images, class_label=None):
+        # A signature does not enforce its shape on what it is fed, and kernels built for this
+        # shape abort the process on another rank: the model runs only in the branch for valid input.
+        shape = tf.concat([tf.shape(images), [-1, -1, -1, -1]], axis=0)[:4]  # padded to rank 4
+        valid = tf.logical_and(tf.equal(tf.rank(images), 4),
+                               tf.reduce_all(tf.equal(shape[1:], [height, width, 3])))
+        if class_label is not None:
+            valid = tf.logical_and(valid, tf.equal(tf.shape(class_label)[0], shape[0]))
+
+        def compute():
+            x = uint8_to_float(tf.reshape(images, [-1, height, width, 3]))
+            return discretized_mix_logistic_log_prob(x, model(x, class_label))
+
+        def reject():
+            message = f"images must be uint8 [batch, {height}, {width}, 3] (and class_label [batch])"
+            with tf.control_dependencies([tf.debugging.Assert(False, [message, tf.shape(images)])]):
+                return tf.zeros([0])
+
+        ll = tf.cond(valid, compute, reject)
+        return {"log_likelihood": ll, "bits_per_dim": bits_per_dim(ll, height * width * 3)}
+
+    images_spec = tf.TensorSpec([None, height, width, 3], tf.uint8, name="images")
+    if conditional:
+        labels_spec = tf.TensorSpec([None], tf.int32, name="class_label")
+        log_likelihood = tf.function(scores, input_signature=[images_spec, labels_spec])
+    else:
+        log_likelihood = tf.function(lambda images: scores(images), input_signature=[images_spec])
+
+    def draw(num_samples, seed, labels=None):
+        u_mix, u_logistic = draw_noise(num_samples, height, width, model.config.nr_logistic_mix, seed)
+        return {"images": float_to_uint8(sample_pixels(model, u_mix, u_logistic, labels))}
+
+    scalar = [tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int64, name="seed")]
+    if conditional:
+        sample = tf.function(lambda num_samples, seed, class_label: draw(
+            num_samples, seed, tf.fill([num_samples], class_label)),
+            input_signature=scalar + [tf.TensorSpec([], tf.int32, name="class_label")])
+    else:
+        sample = tf.function(draw, input_signature=scalar)
+    module.log_likelihood, module.sample = log_likelihood, sample
+    tf.saved_model.save(module, path, signatures={"serving_default": log_likelihood, "sample": sample})

@@ -1,0 +1,122 @@
+"""SavedModel export: fresh process without the package, saved_model_cli, signatures reject bad input."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY, small_config
+from pixelsnail_tf import tf1_checkpoint
+from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.serving import export_saved_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+# Loads the SavedModel with plain TensorFlow while `import pixelsnail_tf` is made impossible.
+FRESH_PROCESS = """
+import json, sys
+import numpy as np
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pixelsnail_tf":
+            raise ImportError("pixelsnail_tf is hidden in this process")
+sys.meta_path.insert(0, Hide())
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+out = loaded.signatures["serving_default"](images=tf.constant(np.load(sys.argv[2])))
+drawn = loaded.signatures["sample"](num_samples=tf.constant(2), seed=tf.constant(5, tf.int64))
+assert "pixelsnail_tf" not in sys.modules
+print(json.dumps({"ll": out["log_likelihood"].numpy().tolist(), "bpd": out["bits_per_dim"].numpy().tolist(),
+                  "images": drawn["images"].numpy().tolist(), "dtype": drawn["images"].dtype.name}))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving")
+    run = subprocess.run([sys.executable, str(ROOT / "export.py"), f"--checkpoint={TINY / 'trained'}",
+                          *TINY_FLAGS, "--image_size=8,8", f"--export_dir={base}", "--version=3"],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return base
+
+
+def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny_reference):
+    images = tmp_path / "images.npy"
+    np.save(images, tiny_reference["x_test_u8"])
+    script = tmp_path / "serve.py"
+    script.write_text(FRESH_PROCESS)
+    run = subprocess.run([sys.executable, str(script), str(exported / "3"), str(images)],
+                         capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    model = PixelSNAIL(tiny_config)
+    model.build((None, 8, 8, 3))
+    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=True)
+    np.testing.assert_allclose(result["ll"], model.log_prob(tiny_reference["x_test_u8"]).numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(result["bpd"], tiny_reference["bpd_test_ema_final"], rtol=1e-5)
+    drawn = np.array(result["images"])
+    assert result["dtype"] == "uint8" and drawn.shape == (2, 8, 8, 3)
+
+
+def test_saved_model_cli(exported, tmp_path):
+    shown = subprocess.run(["saved_model_cli", "show", "--dir", str(exported / "3"), "--all"],
+                           capture_output=True, text=True, env=ENV, timeout=300)
+    assert "signature_def['serving_default']" in shown.stdout
+    assert "signature_def['sample']" in shown.stdout
+    np.save(tmp_path / "images.npy", np.zeros((2, 8, 8, 3), np.uint8))
+    ran = subprocess.run(["saved_model_cli", "run", "--dir", str(exported / "3"), "--tag_set", "serve",
+                          "--signature_def", "serving_default", "--inputs",
+                          f"images={tmp_path / 'images.npy'}"],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert "log_likelihood" in ran.stdout and "bits_per_dim" in ran.stdout
+
+
+@pytest.mark.parametrize("images", [
+    np.zeros((2, 8, 8, 3), np.float32),  # dtype
+    np.zeros((8, 8, 3), np.uint8),  # rank
+    np.zeros((2, 8, 8, 4), np.uint8),  # channels
+    np.zeros((2, 16, 16, 3), np.uint8),  # size other than exported
+    np.zeros((3,), np.uint8),
+])
+def test_bad_inputs_are_rejected(exported, images):
+    serve = tf.saved_model.load(str(exported / "3")).signatures["serving_default"]
+    message = "expected to be a uint8 tensor" if images.dtype != np.uint8 else (
+        r"images must be uint8 \[batch, 8, 8, 3\]")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        serve(images=tf.constant(images))
+
+
+def test_existing_version_is_not_overwritten(exported):
+    before = sorted(p.name for p in (exported / "3").iterdir())
+    run = subprocess.run([sys.executable, str(ROOT / "export.py"), f"--checkpoint={TINY / 'trained'}",
+                          *TINY_FLAGS, f"--export_dir={exported}", "--version=3"],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: {exported / '3'} exists already; choose another --version")
+    assert sorted(p.name for p in (exported / "3").iterdir()) == before
+
+
+def test_class_conditional_sample_signature(tmp_path):
+    model = PixelSNAIL(small_config(num_classes=4))
+    model.initialize(np.random.default_rng(0).integers(0, 256, (4, 4, 4, 3), np.uint8), [0, 1, 2, 3])
+    export_saved_model(model, str(tmp_path / "1"), 4, 4)
+    loaded = tf.saved_model.load(str(tmp_path / "1"))
+    out = loaded.signatures["sample"](num_samples=tf.constant(3), seed=tf.constant(1, tf.int64),
+                                      class_label=tf.constant(2))
+    assert out["images"].shape == (3, 4, 4, 3) and out["images"].dtype == tf.uint8
+    images = out["images"].numpy()
+    scored = loaded.signatures["serving_default"](images=tf.constant(images),
+                                                  class_label=tf.constant([2, 2, 2]))
+    np.testing.assert_allclose(scored["log_likelihood"].numpy(),
+                               model.log_prob(images, [2, 2, 2]).numpy(), rtol=1e-6)
