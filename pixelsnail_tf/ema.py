@@ -1,34 +1,45 @@
 """Polyak (exponential moving) average of the model weights, as the original keeps it.
 
-tf.train.ExponentialMovingAverage without num_updates: shadow -= (1 - decay) * (shadow - weight)
-with 1 - decay computed in float32, no bias correction, shadows starting at the weights' values
-when the average is created (after the data-dependent init in training).
+The update of tf.train.ExponentialMovingAverage without num_updates, which the original uses:
+shadow -= (shadow - weight) * (1 - decay), with 1 - decay computed in float32, no bias correction,
+shadows starting at the weights' values when the average is created (after the data-dependent init
+in training). Written out here because tf.train.ExponentialMovingAverage cannot update variables
+of a tf.distribute strategy from a compiled step.
 """
 
 import contextlib
 
+import numpy as np
 import tensorflow as tf
 
 
 class PolyakAverage:
-    """Shadow copies of `model.trainable_weights` (same order), updated by `update()`."""
+    """Shadow copies of `model.trainable_weights` (same order), updated by `update()`.
+
+    Create it under the strategy scope of the model, if any: the shadows are placed like the weights.
+    """
 
     def __init__(self, model, decay=0.9995):
         self.decay = float(decay)
+        self.factor = np.float32(1.0) - np.float32(decay)  # float32 arithmetic, as the original
         self._weights = list(model.trainable_weights)
-        self._variables = [w.value for w in self._weights]  # the tf.Variables behind Keras weights
-        self._ema = tf.train.ExponentialMovingAverage(self.decay)
-        with tf.init_scope():
-            self._ema.apply(self._variables)
-        self.shadows = [self._ema.average(v) for v in self._variables]
+        self.shadows = [tf.Variable(w.value, trainable=False, name="ExponentialMovingAverage")
+                        for w in self._weights]
+        self._shadow_of = {id(w): s for w, s in zip(self._weights, self.shadows)}
 
     def shadow(self, weight):
         """The average of one of the model's weights."""
-        return self._ema.average(weight.value)
+        return self._shadow_of[id(weight)]
 
     def update(self):
         """One averaging step towards the current weights."""
-        return self._ema.apply(self._variables)
+        for weight, shadow in zip(self._weights, self.shadows):
+            shadow.assign_sub((shadow - weight.value) * self.factor)
+
+    def reset(self):
+        """Every shadow back to its weight's current value (as at creation)."""
+        for weight, shadow in zip(self._weights, self.shadows):
+            shadow.assign(weight.value)
 
     def copy_to_model(self):
         """Overwrites the model's weights with their averages."""

@@ -63,8 +63,9 @@ def _log_softmax(x):
 
 
 def _log_sum_exp(x):
-    m = tf.reduce_max(x, axis=-1, keepdims=True)
-    return m[..., 0] + tf.math.log(tf.reduce_sum(tf.exp(x - m), axis=-1))
+    # the max is taken twice, as the original: the gradient flows through both
+    return tf.reduce_max(x, axis=-1) + tf.math.log(
+        tf.reduce_sum(tf.exp(x - tf.reduce_max(x, axis=-1, keepdims=True)), axis=-1))
 
 
 def bits_per_dim(log_likelihood, num_dims):

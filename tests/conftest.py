@@ -31,3 +31,10 @@ def small_config(model="h12_noup_smallkey", **changes):
                   dropout_p=0.0)
     values.update(changes)
     return ModelConfig(**values)
+
+
+def pytest_configure(config):
+    """Two logical CPU devices, so that multi-replica code runs on a CPU-only machine."""
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

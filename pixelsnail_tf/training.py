@@ -1,0 +1,86 @@
+"""The original's training recipe on a tf.distribute strategy: data-dependent init, then per step
+summed-nats loss, gradients summed over replicas, Polyak average, the original Adam.
+
+Order within a step (fixed here; the original left the EMA and Adam updates unordered, see
+ORIGINAL.md 7.5, and its reference data was made this way):
+  1. loss and gradients at the current weights (dropout on), per replica, summed over replicas;
+  2. the Polyak average moves towards the weights *before* this step's update;
+  3. the original Adam updates the weights with lr = learning_rate * lr_decay**step (step from 1).
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from pixelsnail_tf import checkpointing
+from pixelsnail_tf.ema import PolyakAverage
+from pixelsnail_tf.images import uint8_to_float
+from pixelsnail_tf.logistic_mixture import discretized_mix_logistic_log_prob
+from pixelsnail_tf.model import PixelSNAIL
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The original train.py's optimization flags, same names and defaults."""
+
+    learning_rate: float = 1e-3
+    lr_decay: float = 0.999998
+    polyak_decay: float = 0.9995
+    batch_size: int = 8  # per replica, as the original's per-GPU batch
+    init_batch_size: int = 8
+    max_epochs: int = 5000
+    save_interval: int = 10
+    seed: int = 42
+
+    def learning_rate_at(self, step):
+        """The rate step `step` (1-based) uses: the original decays it before every step."""
+        return self.learning_rate * self.lr_decay ** step
+
+
+class Trainer:
+    """Model, Polyak average and optimizer state of one run, placed by `strategy`."""
+
+    def __init__(self, model_config, train_config, strategy=None):
+        self.config = train_config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():
+            self.model = PixelSNAIL(model_config)
+            self.model.build((None, 2, 2, 3))
+            self.ema = PolyakAverage(self.model, train_config.polyak_decay)
+            self.optimizer = checkpointing.original_adam(self.model)
+        self._step = tf.function(self._distributed_step)
+
+    @property
+    def step(self):
+        """Training steps done so far (the original Adam's counter t starts at 1)."""
+        return int(self.optimizer.t.numpy()) - 1
+
+    def initialize(self, images, labels=None):
+        """The original's data-dependent init on the whole init batch; the average starts there."""
+        with self.strategy.scope():
+            self.model.initialize(images, labels)
+            self.ema.reset()
+
+    def checkpoint(self, **extra):
+        return checkpointing.model_checkpoint(self.model, self.ema, optimizer=self.optimizer, **extra)
+
+    def _replica_loss_and_gradients(self, images, labels):
+        x = uint8_to_float(images)
+        weights = self.model.trainable_weights
+        with tf.GradientTape() as tape:
+            params = self.model(x, labels, training=True)
+            loss = -tf.reduce_sum(discretized_mix_logistic_log_prob(x, params))
+        return loss, tape.gradient(loss, weights)
+
+    def _distributed_step(self, images, labels, learning_rate):
+        loss, grads = self.strategy.run(self._replica_loss_and_gradients, (images, labels))
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        grads = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in grads]
+        self.ema.update()
+        self.optimizer.apply_gradients(grads, learning_rate)
+        return loss
+
+    def train_step(self, images, labels=None):
+        """One step on a (distributed) batch of uint8 images; returns the summed loss in nats."""
+        learning_rate = tf.constant(self.config.learning_rate_at(self.step + 1), tf.float32)
+        return self._step(images, labels, learning_rate)
