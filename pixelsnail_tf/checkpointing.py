@@ -79,3 +79,15 @@ def load_weights(model, prefix, use_ema=True):
     status.expect_partial().assert_existing_objects_matched()
     if use_ema:
         ema.copy_to_model()
+
+
+def load_tf1_training_state(model, ema, optimizer, prefix):
+    """Everything an original checkpoint holds into our objects: weights, averages, Adam state."""
+    entries, tensors, t = tf1_checkpoint.read_tf1_checkpoint(model, prefix)
+    for e in entries:
+        values, key = tensors[e.name], weight_name(e.variable)
+        e.variable.assign(values["raw"])
+        ema.shadow(e.variable).assign(values["ema"])
+        optimizer.first_moment[key].assign(values["first_moment"])
+        optimizer.second_moment[key].assign(values["second_moment"])
+    optimizer.t.assign(t)

@@ -34,19 +34,12 @@ def tf1_to_ours(tf1_path, config, save_dir):
     prefix = tf1_checkpoint.resolve_prefix(tf1_path)
     _require_empty(save_dir)
     model = _built_model(config)
-    entries, tensors, t = tf1_checkpoint.read_tf1_checkpoint(model, prefix)
     ema, adam = PolyakAverage(model), checkpointing.original_adam(model)
-    for e in entries:
-        values, key = tensors[e.name], checkpointing.weight_name(e.variable)
-        e.variable.assign(values["raw"])
-        ema.shadow(e.variable).assign(values["ema"])
-        adam.first_moment[key].assign(values["first_moment"])
-        adam.second_moment[key].assign(values["second_moment"])
-    adam.t.assign(t)
+    checkpointing.load_tf1_training_state(model, ema, adam, prefix)
     checkpointing.write_config(save_dir, config)
     checkpoint = checkpointing.model_checkpoint(model, ema, optimizer=adam)
     return tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=None).save(
-        checkpoint_number=int(t) - 1)
+        checkpoint_number=int(adam.t.numpy()) - 1)
 
 
 def ours_to_tf1(path, save_dir):

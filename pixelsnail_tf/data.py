@@ -6,14 +6,18 @@ Under `data_dir` the original's layouts are read first:
   imagenet32: <data_dir>/small_imagenet/imgnet_32x32.npz with uint8 `trainx`, `testx`
 Otherwise tensorflow_datasets (`cifar10`, `downsampled_imagenet/32x32`) with `data_dir` as its
 data directory, downloading when it can.
+  npz:        <data_dir>/{train,test}.npz with uint8 `x` [N,H,W,3] and optional integer `y` [N]
 """
 
 import os
 import pickle
 
 import numpy as np
+import tensorflow as tf
 
-DATASETS = ("cifar10", "imagenet32")
+DATASETS = ("cifar10", "imagenet32", "npz")
+# The original train.py's --data_set names.
+ORIGINAL_NAMES = {"cifar": "cifar10", "imagenet": "imagenet32"}
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -49,6 +53,8 @@ def _read_tfds(name, split, data_dir):
 
 def load_split(dataset, split, data_dir):
     """(images uint8 [N,32,32,3], labels int64 [N] or None) of `split` ("train" or "test")."""
+    if dataset == "npz":
+        return _read_npz(os.path.join(data_dir, f"{split}.npz"))
     if dataset == "cifar10":
         if os.path.exists(os.path.join(_cifar_dir(data_dir), "test_batch")):
             return _read_cifar_pickles(data_dir, split)
@@ -72,6 +78,48 @@ def load_split(dataset, split, data_dir):
                                 f"tensorflow_datasets could not provide it ({reason}): {where}") from None
 
 
+def _read_npz(path):
+    if not os.path.exists(path):
+        raise DataNotFoundError(f"no such file: {path} (--dataset=npz reads train.npz and test.npz "
+                                f"with uint8 x [N,H,W,3] and optional int y [N])")
+    with np.load(path, allow_pickle=False) as f:
+        if "x" not in f:
+            raise ValueError(f"{path} has no array named x (uint8 images [N,H,W,3])")
+        images, labels = f["x"], f["y"] if "y" in f else None
+    _check_images(images, path)
+    if labels is not None and (labels.shape != images.shape[:1] or labels.dtype.kind not in "iu"):
+        raise ValueError(f"{path}: y must be integers of shape [{len(images)}], got {labels.dtype} "
+                         f"of shape {labels.shape}")
+    return images, labels
+
+
+def _check_images(images, path):
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"{path} must hold uint8 images of shape [N, H, W, 3], got {images.dtype} "
+                         f"of shape {images.shape}")
+
+
+def train_batches(images, labels, global_batch, epoch, seed, shuffle=True, skip=0):
+    """tf.data of one training epoch: full batches only (as the original's epoch length), in an order
+    fixed by (seed, epoch), after skipping `skip` batches (to resume inside an epoch)."""
+    count = len(images) // global_batch * global_batch
+    order = (np.random.default_rng([seed, epoch]).permutation(len(images)) if shuffle
+             else np.arange(len(images)))[:count]
+    height, width = images.shape[1:3]
+
+    def gather(index):  # from the arrays in memory, without copying the data set into the graph
+        batch = tf.numpy_function(lambda i: images[i], [index], tf.uint8, stateful=False)
+        batch = tf.ensure_shape(batch, [global_batch, height, width, 3])
+        if labels is None:
+            return (batch,)
+        batch_labels = tf.numpy_function(lambda i: labels[i].astype(np.int32), [index], tf.int32,
+                                         stateful=False)
+        return batch, tf.ensure_shape(batch_labels, [global_batch])
+
+    dataset = tf.data.Dataset.from_tensor_slices(order).batch(global_batch, drop_remainder=True)
+    return dataset.skip(skip).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
 def load_images_npy(path):
     """uint8 [N,H,W,3] images from a .npy file, checked."""
     if not os.path.exists(path):
@@ -80,7 +128,5 @@ def load_images_npy(path):
         images = np.load(path, allow_pickle=False)
     except ValueError as error:
         raise ValueError(f"{path} is not a plain .npy array ({error})") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"{path} must hold uint8 images of shape [N, H, W, 3], got {images.dtype} "
-                         f"of shape {images.shape}")
+    _check_images(images, path)
     return images

@@ -9,6 +9,7 @@ ORIGINAL.md 7.5, and its reference data was made this way):
 """
 
 import dataclasses
+import os
 
 import tensorflow as tf
 
@@ -84,3 +85,30 @@ class Trainer:
         """One step on a (distributed) batch of uint8 images; returns the summed loss in nats."""
         learning_rate = tf.constant(self.config.learning_rate_at(self.step + 1), tf.float32)
         return self._step(images, labels, learning_rate)
+
+
+def make_strategy(nr_gpu=None):
+    """The tf.distribute strategy for `nr_gpu` replicas (the original's --nr_gpu).
+
+    TF_CONFIG set: MultiWorkerMirroredStrategy across its workers. Otherwise the first nr_gpu local
+    GPUs (None: all of them); on a machine without GPUs, nr_gpu logical CPU devices, so the same
+    multi-replica code runs; some GPUs but fewer than asked: ValueError. Call before TensorFlow
+    touches its devices.
+    """
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_physical_devices("GPU")
+    count = nr_gpu if nr_gpu is not None else max(len(gpus), 1)
+    if count < 1:
+        raise ValueError(f"--nr_gpu must be >= 1, got {count}")
+    if gpus:
+        if len(gpus) < count:
+            raise ValueError(f"--nr_gpu={count} but only {len(gpus)} GPUs are visible")
+        devices = [f"/gpu:{i}" for i in range(count)]
+    else:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        if count > 1 and len(tf.config.get_logical_device_configuration(cpu) or []) < count:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        devices = [f"/cpu:{i}" for i in range(count)]
+    return tf.distribute.MirroredStrategy(devices)

@@ -1,0 +1,132 @@
+"""train.py end to end: the original's steps through the command line, resume after SIGKILL,
+non-finite loss, bad input; 2 CPU replicas."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY
+from pixelsnail_tf import checkpointing
+from pixelsnail_tf.model import PixelSNAIL
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+BUNDLE_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3",
+                "--batch_size=4", "--dropout_p=0", "--learning_rate=0.001", "--lr_decay=0.999998",
+                "--polyak_decay=0.9995", "--num_samples=0", "--noshuffle"]
+
+
+def train(*args, wait=True):
+    command = [sys.executable, str(ROOT / "train.py"), *args]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=ENV)
+    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def bundle_data(tmp_path_factory, tiny_reference):
+    """The bundle's 3 training batches in order, and its test batch, as --dataset=npz files."""
+    folder = tmp_path_factory.mktemp("npz")
+    np.savez(folder / "train.npz", x=tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3))
+    np.savez(folder / "test.npz", x=tiny_reference["x_test_u8"])
+    return folder
+
+
+def run_state(save_dir):
+    """Every tensor of the latest checkpoint of a run."""
+    prefix = tf.train.latest_checkpoint(str(save_dir))
+    reader = tf.train.load_checkpoint(prefix)
+    return prefix, {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+                    if not n.startswith("_CHECKPOINTABLE")}
+
+
+def bpd_of(save_dir, images, use_ema):
+    config = checkpointing.read_config(str(save_dir))
+    model = PixelSNAIL(config)
+    model.build((None, 8, 8, 3))
+    checkpointing.load_weights(model, tf.train.latest_checkpoint(str(save_dir)), use_ema=use_ema)
+    return model.bits_per_dim(images).numpy()
+
+
+def test_one_epoch_from_the_original_after_init_checkpoint(tmp_path, bundle_data, tiny_reference):
+    run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
+                f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}", "--max_epochs=1",
+                "--save_interval=1", *BUNDLE_FLAGS)
+    assert run.returncode == 0, run.stderr
+    assert "starting from original checkpoint" in run.stdout
+    for use_ema, key in ((False, "raw_final"), (True, "ema_final")):
+        np.testing.assert_allclose(bpd_of(tmp_path / "run", tiny_reference["x_test_u8"], use_ema),
+                                   tiny_reference[f"bpd_test_{key}"], rtol=1e-5)
+    prefix, state = run_state(tmp_path / "run")
+    assert prefix.endswith("ckpt-3") and state["optimizer/t/.ATTRIBUTES/VARIABLE_VALUE"] == 4.0
+
+
+def test_resume_after_sigkill_equals_a_straight_run(tmp_path, bundle_data):
+    common = ["--dataset=npz", f"--data_dir={bundle_data}", "--max_epochs=3", "--save_interval=1",
+              *BUNDLE_FLAGS[:-1], "--seed=3"]  # shuffled, with data-dependent init
+    straight = train(*common, f"--save_dir={tmp_path / 'straight'}")
+    assert straight.returncode == 0, straight.stderr
+    process = train(*common, f"--save_dir={tmp_path / 'killed'}", wait=False)
+    deadline = time.time() + 300
+    while not (tmp_path / "killed" / "ckpt-3.index").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = train(*common, f"--save_dir={tmp_path / 'killed'}")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = run_state(tmp_path / "straight")[1], run_state(tmp_path / "killed")[1]
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], atol=1e-6, rtol=0, err_msg=name)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, bundle_data):
+    common = ["--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
+              "--save_interval=1", *BUNDLE_FLAGS]
+    assert train(*common, "--max_epochs=1").returncode == 0
+    before = run_state(tmp_path / "run")
+    run = train(*common, "--max_epochs=2", "--learning_rate=1e30")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("error: non-finite training loss at step")
+    after = run_state(tmp_path / "run")
+    assert after[0] == before[0]
+    for name, value in before[1].items():
+        np.testing.assert_array_equal(after[1][name], value)
+
+
+def test_clear_errors(tmp_path, bundle_data):
+    def last_line(run):
+        return run.stderr.strip().splitlines()[-1]
+
+    common = ["--dataset=npz", f"--data_dir={bundle_data}", "--max_epochs=1", *BUNDLE_FLAGS]
+    run = train("--dataset=npz", f"--data_dir={tmp_path / 'nothing'}", f"--save_dir={tmp_path / 'r'}")
+    assert run.returncode == 1 and last_line(run).startswith(
+        f"error: no such file: {tmp_path / 'nothing' / 'train.npz'}")
+    (tmp_path / "file").write_text("")
+    run = train(*common, f"--save_dir={tmp_path / 'file' / 'run'}")
+    assert run.returncode == 1 and last_line(run).startswith(
+        f"error: cannot write to --save_dir={tmp_path / 'file' / 'run'}")
+    assert train(*common, f"--save_dir={tmp_path / 'run'}").returncode == 0
+    run = train(*common[:-len(BUNDLE_FLAGS)], *BUNDLE_FLAGS[1:], "--nr_filters=16",
+                f"--save_dir={tmp_path / 'run'}")
+    assert run.returncode == 1
+    assert last_line(run) == (f"error: {tmp_path / 'run'} holds a run with another model config: "
+                              "nr_filters: 32 != 16")
+
+
+def test_two_cpu_replicas_through_the_command_line(tmp_path, bundle_data, tiny_reference):
+    run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
+                f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}", "--max_epochs=1",
+                "--save_interval=1", "--nr_gpu=2", *BUNDLE_FLAGS[:4], "--batch_size=2",
+                *BUNDLE_FLAGS[5:])
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(bpd_of(tmp_path / "run", tiny_reference["x_test_u8"], True),
+                               tiny_reference["bpd_test_ema_final"], rtol=1e-5)

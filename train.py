@@ -1,0 +1,89 @@
+"""Train PixelSNAIL with the original's recipe on tf.distribute (one or many GPUs, or CPU replicas).
+
+  python train.py --dataset=cifar10 --nr_gpu=8 --save_dir=runs/cifar10
+  python train.py --dataset=npz --data_dir=mydata --nr_filters=64 --nr_resnet=1 --attn_rep=2
+
+Rerunning the same command resumes from the latest checkpoint in --save_dir.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from pixelsnail_tf import cli, data  # noqa: E402
+from pixelsnail_tf.fit import NonFiniteLoss, RunConfig, TrainingStopped, fit  # noqa: E402
+from pixelsnail_tf.training import TrainConfig, Trainer, make_strategy  # noqa: E402
+
+DEFAULTS = TrainConfig()
+flags.DEFINE_string("dataset", None, "cifar10, imagenet32 or npz (<data_dir>/train.npz, test.npz with "
+                    "uint8 x [N,H,W,3] and optional int y); default cifar10")
+flags.DEFINE_enum("data_set", None, list(data.ORIGINAL_NAMES), "the original's name: cifar or imagenet")
+flags.DEFINE_string("data_dir", "./data", "data root (see evaluate.py --help for the layouts)")
+flags.DEFINE_string("save_dir", None, "the run's folder: checkpoints, config.json, samples.png, logs/ "
+                    "(default runs/<dataset>)")
+flags.DEFINE_integer("save_interval", DEFAULTS.save_interval, "evaluate, sample and checkpoint every "
+                     "this many epochs (epoch 0 and the last epoch included)")
+flags.DEFINE_string("init_checkpoint", None, "start from an original TF1 checkpoint (weights, averages, "
+                    "Adam state and its step count; the learning rate follows that step)")
+flags.DEFINE_bool("class_conditional", False, "condition on class labels (one-hot into every gated "
+                  "layer, as PixelCNN++)")
+flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "initial learning rate")
+flags.DEFINE_float("lr_decay", DEFAULTS.lr_decay, "learning rate multiplied by this before every step")
+flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "images per replica per step")
+flags.DEFINE_integer("init_batch_size", DEFAULTS.init_batch_size, "images of the data-dependent init")
+flags.DEFINE_float("dropout_p", 0.5, "dropout probability in every gated residual layer")
+flags.DEFINE_integer("max_epochs", DEFAULTS.max_epochs, "epochs to train")
+flags.DEFINE_integer("nr_gpu", None, "replicas: local GPUs to use (default all), or logical CPU "
+                     "devices on a machine without GPUs")
+flags.DEFINE_float("polyak_decay", DEFAULTS.polyak_decay, "decay of the Polyak average of the weights")
+flags.DEFINE_integer("seed", DEFAULTS.seed, "seed of the data order, init batch and sample noise")
+flags.DEFINE_bool("shuffle", True, "shuffle the training set every epoch")
+flags.DEFINE_integer("num_samples", 16, "images drawn every save interval (0: none)")
+cli.define_model_flags()
+flags.adopt_module_key_flags(cli)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    dataset = FLAGS.dataset or data.ORIGINAL_NAMES.get(FLAGS.data_set, "cifar10")
+    keras.utils.set_random_seed(FLAGS.seed)  # the weights' initial draw, dropout: same run, same numbers
+    try:
+        strategy = make_strategy(FLAGS.nr_gpu)
+        train_images, train_labels = data.load_split(dataset, "train", FLAGS.data_dir)
+        test_images, test_labels = data.load_split(dataset, "test", FLAGS.data_dir)
+        num_classes = 0
+        if FLAGS.class_conditional:
+            if train_labels is None:
+                raise ValueError(f"--class_conditional needs labels, and {dataset} has none")
+            num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+        else:
+            train_labels = test_labels = None
+        model_config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=FLAGS.dropout_p,
+                                                   num_classes=num_classes)
+        train_config = TrainConfig(
+            learning_rate=FLAGS.learning_rate, lr_decay=FLAGS.lr_decay, polyak_decay=FLAGS.polyak_decay,
+            batch_size=FLAGS.batch_size, init_batch_size=FLAGS.init_batch_size,
+            max_epochs=FLAGS.max_epochs, save_interval=FLAGS.save_interval, seed=FLAGS.seed)
+        run = RunConfig(save_dir=FLAGS.save_dir or os.path.join("runs", dataset),
+                        max_epochs=FLAGS.max_epochs, save_interval=FLAGS.save_interval,
+                        num_samples=FLAGS.num_samples, shuffle=FLAGS.shuffle, seed=FLAGS.seed,
+                        init_checkpoint=FLAGS.init_checkpoint)
+        if len(train_images) < train_config.batch_size * strategy.num_replicas_in_sync:
+            raise ValueError(f"{len(train_images)} training images are fewer than one global batch")
+        trainer = Trainer(model_config, train_config, strategy)
+        fit(trainer, (train_images, train_labels), (test_images, test_labels), run)
+    except NonFiniteLoss as error:
+        cli.fail(error)
+    except TrainingStopped:
+        sys.exit(0)
+    except (ValueError, FileNotFoundError) as error:
+        cli.fail(error)
+
+
+if __name__ == "__main__":
+    app.run(main)
