@@ -15,6 +15,7 @@ import keras  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from pixelsnail_tf import cli, data  # noqa: E402
+from pixelsnail_tf.config import PRESETS  # noqa: E402
 from pixelsnail_tf.fit import NonFiniteLoss, RunConfig, TrainingStopped, fit  # noqa: E402
 from pixelsnail_tf.training import TrainConfig, Trainer, make_strategy  # noqa: E402
 
@@ -36,6 +37,9 @@ flags.DEFINE_float("lr_decay", DEFAULTS.lr_decay, "learning rate multiplied by t
 flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "images per replica per step")
 flags.DEFINE_integer("init_batch_size", DEFAULTS.init_batch_size, "images of the data-dependent init")
 flags.DEFINE_float("dropout_p", 0.5, "dropout probability in every gated residual layer")
+flags.DEFINE_enum("preset", None, sorted(PRESETS), "start from a named model config (the published "
+                  "cifar10, cifar10_pool2, imagenet32, or the small demo); model flags and --dropout_p "
+                  "given explicitly override it")
 flags.DEFINE_integer("max_epochs", DEFAULTS.max_epochs, "epochs to train")
 flags.DEFINE_integer("nr_gpu", None, "replicas: local GPUs to use (default all), or logical CPU "
                      "devices on a machine without GPUs")
@@ -63,8 +67,14 @@ def main(argv):
             num_classes = int(max(train_labels.max(), test_labels.max())) + 1
         else:
             train_labels = test_labels = None
-        model_config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=FLAGS.dropout_p,
-                                                   num_classes=num_classes)
+        if FLAGS.preset:
+            overrides = cli.explicit_model_flags(FLAGS)
+            if FLAGS["dropout_p"].present:
+                overrides["dropout_p"] = FLAGS.dropout_p
+            model_config = PRESETS[FLAGS.preset].replace(num_classes=num_classes, **overrides)
+        else:
+            model_config = cli.model_config_from_flags(FLAGS.flag_values_dict(),
+                                                       dropout_p=FLAGS.dropout_p, num_classes=num_classes)
         train_config = TrainConfig(
             learning_rate=FLAGS.learning_rate, lr_decay=FLAGS.lr_decay, polyak_decay=FLAGS.polyak_decay,
             batch_size=FLAGS.batch_size, init_batch_size=FLAGS.init_batch_size,

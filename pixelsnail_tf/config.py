@@ -114,4 +114,7 @@ PRESETS = {
     "cifar10": ModelConfig(model="h12_noup_smallkey", nr_logistic_mix=10, dropout_p=0.5),
     "cifar10_pool2": ModelConfig(model="h12_pool2_smallkey", nr_logistic_mix=10, dropout_p=0.5),
     "imagenet32": ModelConfig(model="h12_noup_smallkey", nr_logistic_mix=32, dropout_p=0.0),
+    # Small enough to train for a few minutes on a laptop CPU (train.py --dataset=demo --preset=demo).
+    "demo": ModelConfig(model="h12_noup_smallkey", nr_resnet=1, nr_filters=32, nr_logistic_mix=5,
+                        attn_rep=2, dropout_p=0.0),
 }

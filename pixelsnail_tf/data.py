@@ -7,6 +7,7 @@ Under `data_dir` the original's layouts are read first:
 Otherwise tensorflow_datasets (`cifar10`, `downsampled_imagenet/32x32`) with `data_dir` as its
 data directory, downloading when it can.
   npz:        <data_dir>/{train,test}.npz with uint8 `x` [N,H,W,3] and optional integer `y` [N]
+  demo:       32x32 patches of the colour photographs inside scikit-image (no download)
 """
 
 import os
@@ -15,7 +16,12 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
-DATASETS = ("cifar10", "imagenet32", "npz")
+DATASETS = ("cifar10", "imagenet32", "npz", "demo")
+# Colour photographs that ship inside scikit-image (pip install scikit-image), cut into 32x32 patches.
+DEMO_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
+               "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg")
+DEMO_PATCH = 32
+DEMO_TEST_EVERY = 10  # every 10th patch (in photo, row, column order) is a test patch
 # The original train.py's --data_set names.
 ORIGINAL_NAMES = {"cifar": "cifar10", "imagenet": "imagenet32"}
 
@@ -53,6 +59,8 @@ def _read_tfds(name, split, data_dir):
 
 def load_split(dataset, split, data_dir):
     """(images uint8 [N,32,32,3], labels int64 [N] or None) of `split` ("train" or "test")."""
+    if dataset == "demo":
+        return _demo_patches(split), None
     if dataset == "npz":
         return _read_npz(os.path.join(data_dir, f"{split}.npz"))
     if dataset == "cifar10":
@@ -76,6 +84,24 @@ def load_split(dataset, split, data_dir):
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise DataNotFoundError(f"{dataset} {split} set not found under {data_dir} and "
                                 f"tensorflow_datasets could not provide it ({reason}): {where}") from None
+
+
+def _demo_patches(split):
+    """Non-overlapping 32x32 patches of scikit-image's colour photographs; a fixed train/test split."""
+    try:
+        from importlib import resources
+        folder = resources.files("skimage") / "data"
+    except ModuleNotFoundError:
+        raise DataNotFoundError("--dataset=demo needs scikit-image: pip install scikit-image") from None
+    patches = []
+    for name in DEMO_PHOTOS:
+        photo = tf.io.decode_image((folder / name).read_bytes(), channels=3).numpy()
+        rows, cols = photo.shape[0] // DEMO_PATCH, photo.shape[1] // DEMO_PATCH
+        grid = photo[:rows * DEMO_PATCH, :cols * DEMO_PATCH].reshape(rows, DEMO_PATCH, cols, DEMO_PATCH, 3)
+        patches.append(grid.transpose(0, 2, 1, 3, 4).reshape(-1, DEMO_PATCH, DEMO_PATCH, 3))
+    patches = np.concatenate(patches)
+    is_test = np.arange(len(patches)) % DEMO_TEST_EVERY == 0
+    return patches[is_test if split == "test" else ~is_test]
 
 
 def _read_npz(path):

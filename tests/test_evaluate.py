@@ -165,3 +165,12 @@ def test_forward_benchmark_runs_and_ends_with_json():
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["images_per_sec"] > 0 and result["batch_size"] == 2 and result["params"] > 0
+
+
+def test_demo_patches_of_the_scikit_image_photographs():
+    train_x, train_y = data.load_split("demo", "train", "unused")
+    test_x, _ = data.load_split("demo", "test", "unused")
+    assert train_x.dtype == np.uint8 and train_x.shape[1:] == (32, 32, 3) and train_y is None
+    total = len(train_x) + len(test_x)
+    assert total > 4000 and len(test_x) == -(-total // data.DEMO_TEST_EVERY)  # every 10th patch
+    assert train_x.std() > 30  # real photographs, not constant images

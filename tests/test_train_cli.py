@@ -130,3 +130,13 @@ def test_two_cpu_replicas_through_the_command_line(tmp_path, bundle_data, tiny_r
     assert run.returncode == 0, run.stderr
     np.testing.assert_allclose(bpd_of(tmp_path / "run", tiny_reference["x_test_u8"], True),
                                tiny_reference["bpd_test_ema_final"], rtol=1e-5)
+
+
+def test_preset_with_overrides(tmp_path, bundle_data):
+    run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
+                "--preset=demo", "--nr_logistic_mix=3", "--max_epochs=1", "--batch_size=4",
+                "--num_samples=0")
+    assert run.returncode == 0, run.stderr
+    config = checkpointing.read_config(str(tmp_path / "run"))
+    assert (config.nr_filters, config.nr_resnet, config.attn_rep, config.nr_logistic_mix,
+            config.dropout_p) == (32, 1, 2, 3, 0.0)

@@ -1,0 +1,59 @@
+"""Images/s and peak memory of one training step (loss, gradients, Polyak average, original Adam).
+
+  python benchmarks/train_step.py                 # full CIFAR-10 config, batch 8, dropout 0.5
+
+Same flags as forward.py. Last output line: one JSON object with images_per_sec and peak_rss_mb.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from pixelsnail_tf import cli  # noqa: E402
+from pixelsnail_tf.training import TrainConfig, Trainer  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine  # noqa: E402
+
+flags.DEFINE_integer("batch_size", 8, "images per training step")
+flags.DEFINE_integer("iters", 3, "timed steps (after one untimed warm-up)")
+flags.DEFINE_integer("image_size", 32, "height and width of the images")
+flags.DEFINE_float("dropout_p", 0.5, "dropout of the training step")
+cli.define_model_flags()
+flags.adopt_module_key_flags(cli)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=FLAGS.dropout_p)
+    trainer = Trainer(config, TrainConfig(batch_size=FLAGS.batch_size))
+    size = FLAGS.image_size
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, size, size, 3),
+                                                           np.uint8))
+    trainer.initialize(images)
+    trainer.train_step(images).numpy()  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(FLAGS.iters):
+        trainer.train_step(images).numpy()
+    seconds = (time.perf_counter() - start) / FLAGS.iters
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    result = {"images_per_sec": FLAGS.batch_size / seconds, "seconds_per_step": seconds,
+              "peak_rss_mb": peak, "batch_size": FLAGS.batch_size, "image_size": size,
+              "model": config.model, "params": trainer.model.count_params(), "machine": machine(),
+              "tensorflow": tf.__version__}
+    print(f"train step {config.model}, batch {FLAGS.batch_size}: {result['images_per_sec']:.2f} "
+          f"images/s, peak {peak:.0f} MB on {result['machine']}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
