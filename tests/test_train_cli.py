@@ -140,3 +140,17 @@ def test_preset_with_overrides(tmp_path, bundle_data):
     config = checkpointing.read_config(str(tmp_path / "run"))
     assert (config.nr_filters, config.nr_resnet, config.attn_rep, config.nr_logistic_mix,
             config.dropout_p) == (32, 1, 2, 3, 0.0)
+
+
+def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
+    np.savez(tmp_path / "train.npz", x=tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3),
+             y=np.arange(12) % 3)
+    np.savez(tmp_path / "test.npz", x=tiny_reference["x_test_u8"], y=np.array([0, 1, 2, 1]))
+    common = ["--dataset=npz", f"--data_dir={tmp_path}", "--max_epochs=1", *BUNDLE_FLAGS]
+    run = train(*common, "--class_conditional", f"--save_dir={tmp_path / 'run'}")
+    assert run.returncode == 0, run.stderr
+    assert checkpointing.read_config(str(tmp_path / "run")).num_classes == 3
+    np.savez(tmp_path / "train.npz", x=tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3))
+    run = train(*common, "--class_conditional", f"--save_dir={tmp_path / 'run2'}")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == "error: --class_conditional needs labels, and npz has none"
