@@ -21,13 +21,9 @@ from pixelsnail_tf import cli  # noqa: E402
 from pixelsnail_tf.model import PixelSNAIL  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import machine  # noqa: E402
+from common import define_flags, machine  # noqa: E402
 
-flags.DEFINE_integer("batch_size", 8, "images per forward pass")
-flags.DEFINE_integer("iters", 5, "timed forward passes (after one untimed warm-up)")
-flags.DEFINE_integer("image_size", 32, "height and width of the images")
-cli.define_model_flags()
-flags.adopt_module_key_flags(cli)
+define_flags("forward pass")
 FLAGS = flags.FLAGS
 
 

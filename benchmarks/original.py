@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import machine  # noqa: E402
+from common import machine  # noqa: E402
 
 flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
 flags.DEFINE_enum("mode", "forward", ["forward", "train_step"], "what to time")

@@ -21,14 +21,10 @@ from pixelsnail_tf import cli  # noqa: E402
 from pixelsnail_tf.training import TrainConfig, Trainer  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import machine  # noqa: E402
+from common import define_flags, machine  # noqa: E402
 
-flags.DEFINE_integer("batch_size", 8, "images per training step")
-flags.DEFINE_integer("iters", 3, "timed steps (after one untimed warm-up)")
-flags.DEFINE_integer("image_size", 32, "height and width of the images")
+define_flags("training step")
 flags.DEFINE_float("dropout_p", 0.5, "dropout of the training step")
-cli.define_model_flags()
-flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
 

@@ -157,8 +157,9 @@ def test_evaluate_on_cifar_files(tmp_path, tiny_reference):
     assert results[0] == results[1] and len(results[0]["per_image_bpd"]) == 4
 
 
-def test_forward_benchmark_runs_and_ends_with_json():
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "forward.py"), "--nr_filters=8",
+@pytest.mark.parametrize("script", ["forward.py", "train_step.py"])
+def test_benchmarks_run_and_end_with_json(script):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--nr_filters=8",
                           "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2", "--image_size=6",
                           "--batch_size=2", "--iters=1"], capture_output=True, text=True,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)

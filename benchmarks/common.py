@@ -1,9 +1,21 @@
-"""The machine a benchmark ran on, in one line."""
+"""What the benchmarks share: their flags and the one-line machine description."""
 
 import os
 import platform
 
 import tensorflow as tf
+from absl import flags
+
+from pixelsnail_tf import cli
+
+
+def define_flags(what):
+    """--batch_size, --iters, --image_size and the model flags of evaluate.py."""
+    flags.DEFINE_integer("batch_size", 8, f"images per {what}")
+    flags.DEFINE_integer("iters", 5, f"timed repetitions of the {what} (after one untimed warm-up)")
+    flags.DEFINE_integer("image_size", 32, "height and width of the images")
+    cli.define_model_flags()
+    flags.adopt_module_key_flags(cli)
 
 
 def machine():
