@@ -1,7 +1,8 @@
-"""Command-line pieces shared by the scripts: the original train.py's model flags.
+"""Command-line pieces shared by the scripts: the original train.py's model flags, loading a model
+from either kind of checkpoint, --image_size parsing, one-line failures.
 
-The scripts own absl FLAGS; the package only defines flags on the FlagValues it is given and turns
-a plain dict of values into a ModelConfig.
+The scripts own absl FLAGS; the package only defines flags on the FlagValues it is given and works
+on plain dicts of values.
 """
 
 import os
