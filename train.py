@@ -55,9 +55,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     dataset = FLAGS.dataset or data.ORIGINAL_NAMES.get(FLAGS.data_set, "cifar10")
-    keras.utils.set_random_seed(FLAGS.seed)  # the weights' initial draw, dropout: same run, same numbers
     try:
-        strategy = make_strategy(FLAGS.nr_gpu)
+        strategy = make_strategy(FLAGS.nr_gpu)  # first: multi-worker collectives start with the program
+        keras.utils.set_random_seed(FLAGS.seed)  # the initial draw of the weights, dropout
         train_images, train_labels = data.load_split(dataset, "train", FLAGS.data_dir)
         test_images, test_labels = data.load_split(dataset, "test", FLAGS.data_dir)
         num_classes = 0

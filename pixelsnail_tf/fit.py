@@ -63,9 +63,22 @@ def _prepare_save_dir(run, model_config):
         checkpointing.write_config(run.save_dir, model_config)
 
 
+def _worker_save_dir(strategy, save_dir):
+    """save_dir for the chief; a folder of its own inside it for every other worker of a multi-worker
+    run (each worker takes part in every save, and only the chief's files are the run's)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return save_dir
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0):
+        return save_dir
+    return os.path.join(save_dir, f"{resolver.task_type}_{resolver.task_id}")
+
+
 def fit(trainer, train_data, test_data, run, log=print):
     """Trains until run.max_epochs; returns normally, or raises NonFiniteLoss / TrainingStopped."""
     model_config, config = trainer.model.config, trainer.config
+    run = dataclasses.replace(run, save_dir=_worker_save_dir(trainer.strategy, run.save_dir))
     _prepare_save_dir(run, model_config)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     batch = tf.Variable(0, dtype=tf.int64, trainable=False)
