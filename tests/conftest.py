@@ -9,6 +9,8 @@ import pytest  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "tiny"
+# The model flags of the tiny reference bundle, for the command-line tests.
+TINY_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3"]
 
 
 @pytest.fixture(scope="session")

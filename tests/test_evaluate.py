@@ -10,11 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TINY
+from conftest import TINY, TINY_FLAGS
 from pixelsnail_tf import data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3"]
 
 
 def evaluate(*args):

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, small_config
+from conftest import TINY, TINY_FLAGS, small_config
 from pixelsnail_tf import tf1_checkpoint
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.serving import export_saved_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3"]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 # Loads the SavedModel with plain TensorFlow while `import pixelsnail_tf` is made impossible.

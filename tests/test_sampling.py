@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, small_config
+from conftest import TINY, TINY_FLAGS, small_config
 from pixelsnail_tf import tf1_checkpoint
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise, round_to_levels
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3"]
 
 
 @pytest.fixture(scope="module")

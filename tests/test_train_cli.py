@@ -12,15 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY
-from pixelsnail_tf import checkpointing
-from pixelsnail_tf.model import PixelSNAIL
+from conftest import TINY, TINY_FLAGS
+from pixelsnail_tf import checkpointing, cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-BUNDLE_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3",
-                "--batch_size=4", "--dropout_p=0", "--learning_rate=0.001", "--lr_decay=0.999998",
-                "--polyak_decay=0.9995", "--num_samples=0", "--noshuffle"]
+BUNDLE_FLAGS = [*TINY_FLAGS, "--batch_size=4", "--dropout_p=0", "--learning_rate=0.001",
+                "--lr_decay=0.999998", "--polyak_decay=0.9995", "--num_samples=0", "--noshuffle"]
 
 
 def train(*args, wait=True):
@@ -49,10 +47,8 @@ def run_state(save_dir):
 
 
 def bpd_of(save_dir, images, use_ema):
-    config = checkpointing.read_config(str(save_dir))
-    model = PixelSNAIL(config)
-    model.build((None, 8, 8, 3))
-    checkpointing.load_weights(model, tf.train.latest_checkpoint(str(save_dir)), use_ema=use_ema)
+    model, _, kind = cli.load_model(str(save_dir), {}, {}, use_ema=use_ema)
+    assert kind == "pixelsnail_tf"
     return model.bits_per_dim(images).numpy()
 
 
