@@ -20,13 +20,14 @@ from pixelsnail_tf.fit import NonFiniteLoss, RunConfig, TrainingStopped, fit  # 
 from pixelsnail_tf.training import TrainConfig, Trainer, make_strategy  # noqa: E402
 
 DEFAULTS = TrainConfig()
+RUN_DEFAULTS = RunConfig(save_dir="")
 flags.DEFINE_string("dataset", None, "cifar10, imagenet32 or npz (<data_dir>/train.npz, test.npz with "
                     "uint8 x [N,H,W,3] and optional int y); default cifar10")
 flags.DEFINE_enum("data_set", None, list(data.ORIGINAL_NAMES), "the original's name: cifar or imagenet")
 flags.DEFINE_string("data_dir", "./data", "data root (see evaluate.py --help for the layouts)")
 flags.DEFINE_string("save_dir", None, "the run's folder: checkpoints, config.json, samples.png, logs/ "
                     "(default runs/<dataset>)")
-flags.DEFINE_integer("save_interval", DEFAULTS.save_interval, "evaluate, sample and checkpoint every "
+flags.DEFINE_integer("save_interval", RUN_DEFAULTS.save_interval, "evaluate, sample and checkpoint every "
                      "this many epochs (epoch 0 and the last epoch included)")
 flags.DEFINE_string("init_checkpoint", None, "start from an original TF1 checkpoint (weights, averages, "
                     "Adam state and its step count; the learning rate follows that step)")
@@ -40,13 +41,13 @@ flags.DEFINE_float("dropout_p", 0.5, "dropout probability in every gated residua
 flags.DEFINE_enum("preset", None, sorted(PRESETS), "start from a named model config (the published "
                   "cifar10, cifar10_pool2, imagenet32, or the small demo); model flags and --dropout_p "
                   "given explicitly override it")
-flags.DEFINE_integer("max_epochs", DEFAULTS.max_epochs, "epochs to train")
+flags.DEFINE_integer("max_epochs", RUN_DEFAULTS.max_epochs, "epochs to train")
 flags.DEFINE_integer("nr_gpu", None, "replicas: local GPUs to use (default all), or logical CPU "
                      "devices on a machine without GPUs")
 flags.DEFINE_float("polyak_decay", DEFAULTS.polyak_decay, "decay of the Polyak average of the weights")
-flags.DEFINE_integer("seed", DEFAULTS.seed, "seed of the data order, init batch and sample noise")
-flags.DEFINE_bool("shuffle", True, "shuffle the training set every epoch")
-flags.DEFINE_integer("num_samples", 16, "images drawn every save interval (0: none)")
+flags.DEFINE_integer("seed", RUN_DEFAULTS.seed, "seed of the data order, init batch and sample noise")
+flags.DEFINE_bool("shuffle", RUN_DEFAULTS.shuffle, "shuffle the training set every epoch")
+flags.DEFINE_integer("num_samples", RUN_DEFAULTS.num_samples, "images drawn every save interval (0: none)")
 cli.define_model_flags()
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
@@ -77,8 +78,7 @@ def main(argv):
                                                        dropout_p=FLAGS.dropout_p, num_classes=num_classes)
         train_config = TrainConfig(
             learning_rate=FLAGS.learning_rate, lr_decay=FLAGS.lr_decay, polyak_decay=FLAGS.polyak_decay,
-            batch_size=FLAGS.batch_size, init_batch_size=FLAGS.init_batch_size,
-            max_epochs=FLAGS.max_epochs, save_interval=FLAGS.save_interval, seed=FLAGS.seed)
+            batch_size=FLAGS.batch_size, init_batch_size=FLAGS.init_batch_size)
         run = RunConfig(save_dir=FLAGS.save_dir or os.path.join("runs", dataset),
                         max_epochs=FLAGS.max_epochs, save_interval=FLAGS.save_interval,
                         num_samples=FLAGS.num_samples, shuffle=FLAGS.shuffle, seed=FLAGS.seed,

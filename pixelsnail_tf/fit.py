@@ -20,6 +20,7 @@ import tensorflow as tf
 from pixelsnail_tf import checkpointing, evaluation, tf1_checkpoint
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.images import float_to_uint8, image_grid
+from pixelsnail_tf.logistic_mixture import bits_per_dim
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 
 
@@ -115,7 +116,7 @@ def fit(trainer, train_data, test_data, run, log=print):
             for element in trainer.strategy.experimental_distribute_dataset(dataset):
                 tick = time.perf_counter()
                 loss = float(trainer.train_step(*element).numpy())
-                bpd = loss / (math.log(2.0) * dims * global_batch)
+                bpd = bits_per_dim(-loss, dims * global_batch)
                 if not math.isfinite(bpd):
                     raise NonFiniteLoss(f"non-finite training loss at step {trainer.step} (epoch "
                                         f"{current}); the last good checkpoint is kept")

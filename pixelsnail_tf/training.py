@@ -22,16 +22,14 @@ from pixelsnail_tf.model import PixelSNAIL
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The original train.py's optimization flags, same names and defaults."""
+    """The original train.py's optimization flags, same names and defaults (the run's length,
+    checkpoints and seed are fit.RunConfig's)."""
 
     learning_rate: float = 1e-3
     lr_decay: float = 0.999998
     polyak_decay: float = 0.9995
     batch_size: int = 8  # per replica, as the original's per-GPU batch
     init_batch_size: int = 8
-    max_epochs: int = 5000
-    save_interval: int = 10
-    seed: int = 42
 
     def learning_rate_at(self, step):
         """The rate step `step` (1-based) uses: the original decays it before every step."""
