@@ -17,9 +17,11 @@ from absl import app, flags  # noqa: E402
 
 from pixelsnail_tf import cli  # noqa: E402
 from pixelsnail_tf.images import float_to_uint8, image_grid  # noqa: E402
-from pixelsnail_tf.sampling import NaiveSampler, draw_noise  # noqa: E402
+from pixelsnail_tf.sampling import SAMPLERS, draw_noise  # noqa: E402
 
 flags.DEFINE_string("checkpoint", None, "checkpoint prefix or folder, either kind", required=True)
+flags.DEFINE_enum("sampler", "fast", list(SAMPLERS), "fast: per-layer caches, each pixel computed once; "
+                  "naive: the original's algorithm, the whole network for every pixel (same images)")
 flags.DEFINE_bool("ema", True, "sample with the Polyak-averaged (EMA) weights; --noema: raw weights")
 flags.DEFINE_integer("num_samples", 16, "images to draw")
 flags.DEFINE_integer("batch_size", 16, "images drawn together (the result does not depend on it)")
@@ -73,12 +75,14 @@ def main(argv):
     count, height, width = u_mix.shape[:3]
     pixels = height * width
     progress = keras.utils.Progbar(count * pixels, unit_name="pixel")
+    batch = {"start": 0, "size": 0}  # the batch being drawn, for the progress bar
+    sampler = SAMPLERS[FLAGS.sampler](
+        model, quantize=not FLAGS.original_sampling,
+        progress=lambda done: progress.update(batch["start"] * pixels + batch["size"] * done))
     batches = []
     for start in range(0, count, FLAGS.batch_size):
         stop = min(start + FLAGS.batch_size, count)
-        sampler = NaiveSampler(model, quantize=not FLAGS.original_sampling,
-                               progress=lambda done, base=start * pixels, n=stop - start:
-                               progress.update(base + done * n))
+        batch.update(start=start, size=stop - start)
         batch_labels = None if labels is None else tf.constant(labels[start:stop])
         batches.append(sampler(u_mix[start:stop], u_logistic[start:stop], batch_labels).numpy())
     samples = np.concatenate(batches)

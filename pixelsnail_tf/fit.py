@@ -21,7 +21,8 @@ from pixelsnail_tf import checkpointing, evaluation, tf1_checkpoint
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.images import float_to_uint8, image_grid
 from pixelsnail_tf.logistic_mixture import bits_per_dim
-from pixelsnail_tf.sampling import NaiveSampler, draw_noise
+from pixelsnail_tf.cached_sampling import CachedSampler
+from pixelsnail_tf.sampling import draw_noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +162,7 @@ def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log):
                                            trainer.model.config.nr_logistic_mix, run.seed)
             labels = (tf.range(run.num_samples) % trainer.model.config.num_classes
                       if trainer.model.config.num_classes else None)
-            grid = image_grid(float_to_uint8(NaiveSampler(trainer.model)(u_mix, u_logistic, labels)))
+            grid = image_grid(float_to_uint8(CachedSampler(trainer.model)(u_mix, u_logistic, labels)))
             tf.io.write_file(os.path.join(run.save_dir, "samples.png"), tf.io.encode_png(grid))
     train_bpd = float(np.mean(bpds)) if bpds else float("nan")
     with writer.as_default(step=trainer.step):

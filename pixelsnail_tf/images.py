@@ -23,6 +23,11 @@ def float_to_uint8(x):
     return tf.cast(tf.round(tf.clip_by_value(x, -1.0, 1.0) * 127.5 + 127.5), tf.uint8)
 
 
+def round_to_levels(x):
+    """Each value to its nearest 8-bit level, as the float the model sees for that level."""
+    return uint8_to_float(float_to_uint8(x))
+
+
 def _is_concrete(t):
     """True for numpy arrays and eager tensors, False inside a traced function."""
     return not (tf.is_tensor(t) and tf.is_symbolic_tensor(t))

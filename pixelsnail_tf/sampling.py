@@ -1,4 +1,6 @@
-"""Drawing images from a model: the original's algorithm, one pixel at a time, as one tf.function.
+"""Drawing images from a model: the noise, the samplers by name, and the original's algorithm.
+
+The naive (reference) sampler is the original's algorithm, one pixel at a time, as one tf.function.
 
 The canvas starts at zeros; for each pixel in raster order the whole network runs on the canvas, the
 pixel's three sub-pixels are drawn from its mixture (ORIGINAL.md 6.4) and written into the canvas.
@@ -9,7 +11,8 @@ same images whatever the batching, and given noise (e.g. recorded from the origi
 
 import tensorflow as tf
 
-from pixelsnail_tf.images import float_to_uint8, uint8_to_float
+from pixelsnail_tf.cached_sampling import CachedSampler
+from pixelsnail_tf.images import round_to_levels
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic, uniform_noise
 
 
@@ -19,11 +22,6 @@ def draw_noise(num_samples, height, width, mixtures, seed):
     mix_seed, logistic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     return (uniform_noise([num_samples, height, width, mixtures], mix_seed),
             uniform_noise([num_samples, height, width, 3], logistic_seed))
-
-
-def round_to_levels(x):
-    """Each value to its nearest 8-bit level, as the float the model sees for that level."""
-    return uint8_to_float(float_to_uint8(x))
 
 
 def sample_pixels(model, u_mix, u_logistic, labels=None, quantize=True, progress=None):
@@ -67,3 +65,7 @@ class NaiveSampler:
     def __call__(self, u_mix, u_logistic, labels=None):
         return self._fn(tf.convert_to_tensor(u_mix, tf.float32),
                         tf.convert_to_tensor(u_logistic, tf.float32), labels)
+
+
+# sample.py --sampler: both draw the same images from the same noise; "fast" is the default.
+SAMPLERS = {"fast": CachedSampler, "naive": NaiveSampler}

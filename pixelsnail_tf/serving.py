@@ -4,6 +4,7 @@ The exported graph needs TensorFlow only (not this package). Signatures:
   serving_default: images uint8 [batch, H, W, 3] [, class_label int32 [batch]]
                    -> log_likelihood (nats), bits_per_dim, per image
   sample:          num_samples int32, seed int64 [, class_label int32] -> images uint8 [S, H, W, 3]
+                   (the cached sampler: the images sample.py draws with the same seed)
 Inputs of another dtype, rank or channel count are rejected by the signatures themselves.
 """
 
@@ -11,7 +12,8 @@ import tensorflow as tf
 
 from pixelsnail_tf.images import float_to_uint8, uint8_to_float
 from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
-from pixelsnail_tf.sampling import draw_noise, sample_pixels
+from pixelsnail_tf.cached_sampling import sample_cached
+from pixelsnail_tf.sampling import draw_noise
 
 
 def export_saved_model(model, path, height, width):
@@ -50,7 +52,7 @@ def export_saved_model(model, path, height, width):
 
     def draw(num_samples, seed, labels=None):
         u_mix, u_logistic = draw_noise(num_samples, height, width, model.config.nr_logistic_mix, seed)
-        return {"images": float_to_uint8(sample_pixels(model, u_mix, u_logistic, labels))}
+        return {"images": float_to_uint8(sample_cached(model, u_mix, u_logistic, labels))}
 
     scalar = [tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int64, name="seed")]
     if conditional:

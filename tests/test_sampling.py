@@ -15,7 +15,8 @@ from conftest import TINY, TINY_FLAGS, small_config
 from pixelsnail_tf import tf1_checkpoint
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 from pixelsnail_tf.model import PixelSNAIL
-from pixelsnail_tf.sampling import NaiveSampler, draw_noise, round_to_levels
+from pixelsnail_tf.images import round_to_levels
+from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -106,7 +107,7 @@ def test_sample_py(tmp_path, tiny_reference):
              u_logistic=tiny_reference["sample_rand_u_logistic"])
     ckpt = f"--checkpoint={TINY / 'trained'}"
     run = sample_cli(ckpt, *TINY_FLAGS, f"--noise_from={tmp_path / 'noise.npz'}", "--original_sampling",
-                     f"--out_dir={tmp_path / 'replay'}")
+                     "--sampler=naive", f"--out_dir={tmp_path / 'replay'}")
     assert run.returncode == 0, run.stderr
     floats = np.load(tmp_path / "replay" / "samples_float.npy")
     np.testing.assert_allclose(floats, tiny_reference["sample_rand_x"], atol=1e-5)
@@ -116,10 +117,10 @@ def test_sample_py(tmp_path, tiny_reference):
     assert png.shape == (1 + 8 + 1, 1 + 2 * (8 + 1), 3)
     np.testing.assert_array_equal(png[1:9, 1:9], images[0])  # true colours, not stretched
     np.testing.assert_array_equal(png[1:9, 10:18], images[1])
-    # same seed, same images, whatever the batching; non-square size
-    for out, batch in (("a", 3), ("b", 2)):
+    # same seed, same images, whatever the batching and the sampler (fast by default); non-square size
+    for out, batch, sampler in (("a", 3, "fast"), ("b", 2, "naive")):
         run = sample_cli(ckpt, *TINY_FLAGS, "--num_samples=3", f"--batch_size={batch}", "--seed=7",
-                         "--image_size=4,6", f"--out_dir={tmp_path / out}")
+                         "--image_size=4,6", f"--sampler={sampler}", f"--out_dir={tmp_path / out}")
         assert run.returncode == 0, run.stderr
     a, b = np.load(tmp_path / "a" / "samples.npy"), np.load(tmp_path / "b" / "samples.npy")
     assert a.shape == (3, 4, 6, 3)

@@ -27,7 +27,7 @@ def spatial_size(x):
     return height, width
 
 
-def _last_pixel_of_key_cells(height, width, downsample):
+def last_pixel_of_key_cells(height, width, downsample):
     """Raster index of the last pixel of each key cell (d x d blocks clipped at the border)."""
     last_row = np.minimum((np.arange(-(-height // downsample)) + 1) * downsample - 1, height - 1)
     last_col = np.minimum((np.arange(-(-width // downsample)) + 1) * downsample - 1, width - 1)
@@ -43,13 +43,13 @@ def causal_mask(height, width, downsample=1):
     is a d x d block (clipped at the image border, as SAME pooling) and is allowed only when its
     last pixel in raster order comes before i: the original's min-pooled mask.
     """
-    last_pixel = _last_pixel_of_key_cells(height, width, downsample)
+    last_pixel = last_pixel_of_key_cells(height, width, downsample)
     mask = (last_pixel[None, :] < np.arange(height * width)[:, None]).astype(np.float32)
     mask.setflags(write=False)  # shared by every caller through the cache
     return mask
 
 
-def _attend(q, k, v, mask):
+def attend(q, k, v, mask):
     """The original's masked softmax attention of q [B,n,dk] over k, v [B,m,*] with mask [n,m]."""
     logits = tf.matmul(q, k, transpose_b=True) - (1.0 - mask) * MASKED_LOGIT_OFFSET
     logits = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
@@ -87,7 +87,7 @@ def causal_attention(key, value, query, downsample=1, query_chunks=QUERY_CHUNKS)
         if readable == 0:
             bands.append(tf.zeros([batch, stop - start, value_size], value.dtype))
         else:
-            bands.append(_attend(q[:, start:stop], k[:, :readable], v[:, :readable],
+            bands.append(attend(q[:, start:stop], k[:, :readable], v[:, :readable],
                                  mask[start:stop, :readable]))
     return tf.reshape(tf.concat(bands, axis=1), [batch, height, width, value_size])
 

@@ -56,16 +56,28 @@ class GatedResnet(keras.layers.Layer):
         return [layer for layer in (self.conv_in, self.aux, self.conv_out) if layer is not None]
 
     def call(self, x, a=None, h=None, training=False, init=False):
+        return self.residual(x, lambda t: self.conv_in(t, init=init), lambda t: self.conv_out(t, init=init),
+                             lambda t: self.aux(t, init=init), a=a, h=h, training=training)
+
+    def residual(self, x, conv_in, conv_out, aux=None, a=None, h=None, training=False):
+        """The layer's math with its linear maps given as functions of their input.
+
+        `call` passes the sublayers themselves; the cached sampler passes their one-pixel and
+        one-row versions, on x of any rank [B, ..., C].
+        """
         f = self._f
-        c = self.conv_in(f(x), init=init)
+        c = conv_in(f(x))
         if a is not None:
-            c = c + self.aux(f(a), init=init)
+            c = c + aux(f(a))
         c = f(c)
         if self.dropout is not None:
             c = self.dropout(c, training=training)
-        c = self.conv_out(c, init=init)
+        c = conv_out(c)
         if h is not None:
-            c = c + tf.matmul(h, self.hw)[:, None, None, :]
+            conditioning = tf.matmul(h, self.hw)
+            for _ in range(len(c.shape) - 2):
+                conditioning = conditioning[:, None]  # [B, 2C] -> [B, 1, ..., 1, 2C]
+            c = c + conditioning
         value, gate = tf.split(c, 2, axis=-1)
         return x + value * tf.sigmoid(gate)
 

@@ -35,7 +35,7 @@ class RightShift(keras.layers.Layer):
 
 
 class _ShiftedConv2D(WeightNormConv2D):
-    """A VALID convolution after padding only above / left: subclasses say where."""
+    """A VALID convolution after padding kh-1 rows above and columns left / right: subclasses say how many."""
 
     default_kernel_size = None
 
@@ -44,6 +44,15 @@ class _ShiftedConv2D(WeightNormConv2D):
         super().__init__(filters, kernel_size or self.default_kernel_size, init_scale=init_scale,
                          padding="VALID", **kwargs)
 
+    @property
+    def horizontal_padding(self):
+        """(columns padded on the left, on the right)."""
+        raise NotImplementedError
+
+    def _pad(self, x):
+        left, right = self.horizontal_padding
+        return tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], [left, right], [0, 0]])
+
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class DownShiftedConv2D(_ShiftedConv2D):
@@ -51,10 +60,10 @@ class DownShiftedConv2D(_ShiftedConv2D):
 
     default_kernel_size = (2, 3)
 
-    def _pad(self, x):
-        kh, kw = self.kernel_size
-        side = (kw - 1) // 2
-        return tf.pad(x, [[0, 0], [kh - 1, 0], [side, side], [0, 0]])
+    @property
+    def horizontal_padding(self):
+        side = (self.kernel_size[1] - 1) // 2
+        return side, side
 
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
@@ -63,6 +72,6 @@ class DownRightShiftedConv2D(_ShiftedConv2D):
 
     default_kernel_size = (2, 2)
 
-    def _pad(self, x):
-        kh, kw = self.kernel_size
-        return tf.pad(x, [[0, 0], [kh - 1, 0], [kw - 1, 0], [0, 0]])
+    @property
+    def horizontal_padding(self):
+        return self.kernel_size[1] - 1, 0

@@ -70,13 +70,20 @@ class WeightNormConv2D(_WeightNorm):
     def _pad(self, x):
         return x
 
+    def _direction(self):
+        # tf.nn.l2_normalize: V / sqrt(max(sum V^2, 1e-12)), the original's normalization.
+        return tf.nn.l2_normalize(self.V, axis=[0, 1, 2])
+
+    def effective_weights(self):
+        """(kernel [kh,kw,in,out], bias): the weights the convolution applies, g * V / ||V|| and b."""
+        return self.g * self._direction(), self.b
+
     def call(self, x, init=False):
         x = self._pad(x)
-        # tf.nn.l2_normalize: V / sqrt(max(sum V^2, 1e-12)), the original's normalization.
-        direction = tf.nn.l2_normalize(self.V, axis=[0, 1, 2])
         if init:
-            return self._data_dependent_init(tf.nn.conv2d(x, direction, 1, self.padding))
-        return tf.nn.bias_add(tf.nn.conv2d(x, self.g * direction, 1, self.padding), self.b)
+            return self._data_dependent_init(tf.nn.conv2d(x, self._direction(), 1, self.padding))
+        kernel, bias = self.effective_weights()
+        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, self.padding), bias)
 
     def get_config(self):
         config = super().get_config()
@@ -98,12 +105,15 @@ class WeightNormDense(_WeightNorm):
     def _kernel_shape(self, input_channels):
         return (input_channels, self.units)
 
+    def scale(self):
+        """g / ||V||, per output: the layer computes (x V) * scale + b, scaling after the matmul."""
+        return self.g / tf.sqrt(tf.reduce_sum(tf.square(self.V), axis=0))
+
     def call(self, x, init=False):
         leading = tf.shape(x)[:-1]
         rows = tf.reshape(x, [-1, x.shape[-1]])
         if init:
             out = self._data_dependent_init(tf.matmul(rows, tf.nn.l2_normalize(self.V, axis=0)))
         else:
-            scale = self.g / tf.sqrt(tf.reduce_sum(tf.square(self.V), axis=0))
-            out = tf.matmul(rows, self.V) * scale + self.b
+            out = tf.matmul(rows, self.V) * self.scale() + self.b
         return tf.reshape(out, tf.concat([leading, [self.units]], axis=0))

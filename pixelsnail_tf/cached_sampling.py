@@ -1,0 +1,334 @@
+"""The fast sampler: the network is evaluated once per pixel position, from per-layer caches.
+
+The naive sampler runs the whole network on the whole canvas for every pixel. Here (in the spirit
+of Ramachandran et al. 2017, "Fast Generation for Convolutional Autoregressive Models") each layer
+computes only what the new pixel changes, row by row:
+
+  row start  every shifted convolution of the ul stream gets the contribution of the rows above
+             (final by now) for the whole row in one batched convolution; the vertical `u` stream
+             (`model` variant), which sees only rows above, is computed for the whole row.
+  pixel c    each ul convolution multiplies only its taps in the current row (the pixel and the
+             kw-1 cached ones to its left); each attention block's query reads the cached keys and
+             values of the earlier pixels (same mask and softmax as the full model); the head gives
+             the mixture, the pixel is drawn, and its keys and values go into the caches.
+  row end    the current row becomes the rows above.
+
+It draws what the naive sampler draws from the same noise (float differences are rounding only).
+"""
+
+import tensorflow as tf
+
+from pixelsnail_tf.images import round_to_levels
+from pixelsnail_tf.layers.attention import attend, last_pixel_of_key_cells, positional_background
+from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
+
+
+def _pad_columns(x, layer):
+    left, right = layer.horizontal_padding
+    return tf.pad(x, [[0, 0], [0, 0], [left, right], [0, 0]])
+
+
+def _dense(layer):
+    """A WeightNormDense as a function of [B, in], its scale computed once."""
+    kernel, scale, bias = layer.V, layer.scale(), layer.b
+    return lambda t: tf.matmul(t, kernel) * scale + bias
+
+
+class _RowConv:
+    """A shifted convolution evaluated a whole row at a time; its state is the kh-1 input rows above."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.kernel, self.bias = layer.effective_weights()
+
+    def initial_state(self, batch, width):
+        kh, _, channels, _ = self.layer.V.shape
+        return tf.zeros([batch, kh - 1, width, channels])  # the zero padding above the image
+
+    def apply(self, rows):
+        """The output row [B,1,W,out] of kh input rows [B,kh,W,C] (the last one the current row)."""
+        return tf.nn.bias_add(tf.nn.conv2d(_pad_columns(rows, self.layer), self.kernel, 1, "VALID"),
+                              self.bias)
+
+    def __call__(self, above, row):
+        """row [B,1,W,C], above [B,kh-1,W,C] -> (output row [B,1,W,out], next state)."""
+        rows = tf.concat([above, row], axis=1)
+        return self.apply(rows), rows[:, 1:]
+
+
+class _PixelConv:
+    """A down-right-shifted convolution evaluated one pixel at a time.
+
+    The rows above enter once per row (`row_start`); a pixel then needs only the kernel's last row
+    applied to itself and the kw-1 pixels to its left, kept in the current-row buffer
+    [kw-1+W, B, C] (columns first, zero columns on the left for the padding).
+    """
+
+    def __init__(self, layer):
+        if layer.horizontal_padding[1]:
+            raise ValueError(f"{layer.name} sees pixels to its right: it cannot run pixel by pixel")
+        self.layer = layer
+        self.kernel, self.bias = layer.effective_weights()
+        kh, kw, channels, units = self.kernel.shape
+        self.kh, self.kw, self.channels = kh, kw, channels
+        self.last_row_kernel = tf.reshape(self.kernel[kh - 1], [kw * channels, units])
+
+    def initial_state(self, batch, width):
+        return tf.zeros([batch, self.kh - 1, width, self.channels])
+
+    def row_start(self, above):
+        """The contribution of the rows above [B,kh-1,W,C] to each pixel of the row: [W,B,out]."""
+        if self.kh == 1:
+            out = tf.zeros([tf.shape(above)[0], 1, above.shape[2], self.kernel.shape[-1]]) + self.bias
+        else:
+            out = tf.nn.bias_add(tf.nn.conv2d(_pad_columns(above, self.layer), self.kernel[:-1], 1,
+                                              "VALID"), self.bias)
+        return tf.transpose(out[:, 0], [1, 0, 2])
+
+    def empty_row(self, batch, width):
+        return tf.zeros([self.kw - 1 + width, batch, self.channels])
+
+    def step(self, row, above_out, c, value):
+        """value [B,C] at column c -> (output [B,out] at c, row with value written)."""
+        row = tf.tensor_scatter_nd_update(row, [[c + self.kw - 1]], value[None])
+        window = tf.transpose(row[c:c + self.kw], [1, 0, 2])  # [B, kw, C]
+        flat = tf.reshape(window, [-1, self.kw * self.channels])
+        return tf.matmul(flat, self.last_row_kernel) + above_out[c], row
+
+    def row_end(self, above, row):
+        finished = tf.transpose(row[self.kw - 1:], [1, 0, 2])[:, None]  # [B, 1, W, C]
+        return tf.concat([above, finished], axis=1)[:, 1:]
+
+
+class _AttentionCache:
+    """Keys and values of the pixels drawn so far for one attention block, [B, key cells, size].
+
+    With downsample d a key cell is the max over a d x d block: it is set by the block's first
+    pixel and maxed by the others; the mask lets a query read a cell only once it is complete.
+    """
+
+    def __init__(self, block, height, width):
+        self.block = block
+        self.width = width
+        self.cells_per_row = -(-width // block.downsample)
+        self.num_cells = -(-height // block.downsample) * self.cells_per_row
+        self.last_pixel = tf.constant(last_pixel_of_key_cells(height, width, block.downsample),
+                                      tf.int32)
+
+    def initial_state(self, batch):
+        return (tf.zeros([batch, self.num_cells, self.block.key_size]),
+                tf.zeros([batch, self.num_cells, self.block.value_size]))
+
+    def mask(self, p):
+        """[1, cells]: which key cells pixel p may read (causal_mask's row p)."""
+        return tf.cast(self.last_pixel < p, tf.float32)[None]
+
+    def write(self, cache, r, c, new):
+        d = self.block.downsample
+        cell = (r // d) * self.cells_per_row + c // d
+        if d > 1:
+            first = tf.logical_and(tf.equal(r % d, 0), tf.equal(c % d, 0))
+            new = tf.where(first, new, tf.maximum(tf.gather(cache, cell, axis=1), new))
+        batch = tf.shape(cache)[0]
+        index = tf.stack([tf.range(batch), tf.fill([batch], cell)], axis=1)
+        return tf.tensor_scatter_nd_update(cache, index, new)
+
+
+def _dense_resnet(resnet):
+    return (_dense(resnet.conv_in), _dense(resnet.conv_out), resnet.aux and _dense(resnet.aux))
+
+
+class _AttentionStep:
+    """One attention block at one pixel: query against the caches; the drawn pixel's key and value."""
+
+    def __init__(self, block, height, width):
+        self.block = block
+        self.cache = _AttentionCache(block, height, width)
+        self.kv_resnet, self.query_resnet = _dense_resnet(block.kv_resnet), _dense_resnet(block.query_resnet)
+        self.out_resnet = _dense_resnet(block.out_resnet)
+        self.kv_projection = _dense(block.kv_projection)
+        self.query_projection = _dense(block.query_projection)
+
+    def __call__(self, state, ul, background, p, h):
+        block = self.block
+        query = self.query_projection(block.query_resnet.residual(
+            tf.concat([ul, background], axis=-1), *self.query_resnet, h=h))
+        keys, values = state
+        mixed = attend(query[:, None], keys, values, self.cache.mask(p))[:, 0]
+        return block.out_resnet.residual(ul, *self.out_resnet, a=mixed, h=h)
+
+    def store(self, state, x, ul, background, r, c, h):
+        """State with the key and value of pixel (r, c), from its drawn x and the block's input ul."""
+        block = self.block
+        kv = self.kv_projection(block.kv_resnet.residual(
+            tf.concat([x, ul, background], axis=-1), *self.kv_resnet, h=h))
+        keys, values = state
+        return (self.cache.write(keys, r, c, kv[:, :block.key_size]),
+                self.cache.write(values, r, c, kv[:, block.key_size:]))
+
+
+class _CachedNetwork:
+    """The model as row and pixel steps, with its current weights (normalized once, when built).
+
+    Build it inside the traced function that runs `row`, so that it reads the variables there.
+    """
+
+    def __init__(self, model, height, width, quantize=True):
+        self.model, self.height, self.width, self.quantize = model, height, width, quantize
+        self.background = positional_background(tf.zeros([1, height, width, 1]))[0]  # [H, W, 6]
+        self.ul_stem_down, self.ul_stem_right = _RowConv(model.ul_stem_down), _PixelConv(model.ul_stem_right)
+        self.u_stem = _RowConv(model.u_stem) if model.u_stem is not None else None
+        self.u_convs = [[(_RowConv(r.conv_in), _RowConv(r.conv_out)) for r in block]
+                        for block in model.u_resnets]
+        self.ul_convs = [[(_PixelConv(r.conv_in), _PixelConv(r.conv_out), r.aux and _dense(r.aux))
+                          for r in block] for block in model.ul_resnets]
+        self.attention = [_AttentionStep(block, height, width) for block in model.attention]
+        self.head = _dense(model.head)
+        # Flat lists, in the order of the state's lists.
+        self.row_convs = [self.u_stem] if self.u_stem is not None else []
+        self.row_convs += [conv for block in self.u_convs for pair in block for conv in pair]
+        self.pixel_convs = [self.ul_stem_right]
+        self.pixel_convs += [conv for block in self.ul_convs for *pair, _ in block for conv in pair]
+
+    def initial_state(self, batch):
+        return {
+            "canvas": tf.zeros([self.height, batch, self.width, 3]),  # rows first
+            "x_above": tf.zeros([batch, 1, self.width, 4]),  # x_pad of the row above (zeros: padding)
+            "row_convs": [conv.initial_state(batch, self.width) for conv in self.row_convs],
+            "pixel_convs": [conv.initial_state(batch, self.width) for conv in self.pixel_convs],
+            "attention": [step.cache.initial_state(batch) for step in self.attention],
+        }
+
+    def images(self, state):
+        """The canvas of a state as images [B,H,W,3]."""
+        return tf.transpose(state["canvas"], [1, 0, 2, 3])
+
+    def _vertical_stream(self, r, state, h):
+        """u of row r for every u layer ([[W,B,F] per resnet] per block) and the next row states."""
+        if self.u_stem is None:
+            return [[] for _ in self.u_convs], state["row_convs"]
+        states, new_states = iter(state["row_convs"]), []
+
+        def row_conv(conv):
+            def apply(t):
+                out, above = conv(next(states), t)
+                new_states.append(above)
+                return out
+            return apply
+
+        u = row_conv(self.u_stem)(state["x_above"]) * tf.cast(r > 0, tf.float32)  # down_shift
+        rows = []
+        for resnets, convs in zip(self.model.u_resnets, self.u_convs):
+            rows.append([])
+            for resnet, (conv_in, conv_out) in zip(resnets, convs):
+                u = resnet.residual(u, row_conv(conv_in), row_conv(conv_out), h=h)
+                rows[-1].append(tf.transpose(u[:, 0], [1, 0, 2]))
+        return rows, new_states
+
+    def row(self, r, state, u_mix, u_logistic, labels=None):
+        """The state after drawing row r (a tensor) of every image from its noise u_mix [B,W,M],
+        u_logistic [B,W,3]."""
+        m, width = self.model, self.width
+        batch = tf.shape(u_mix)[0]
+        h = tf.one_hot(labels, m.config.num_classes) if m.config.num_classes else None
+        u_rows, row_conv_states = self._vertical_stream(r, state, h)
+        ul_down = self.ul_stem_down.apply(state["x_above"])[:, 0] * tf.cast(r > 0, tf.float32)
+        ul_down = tf.transpose(ul_down, [1, 0, 2])  # down_shift: row 0 sees nothing above
+        convs = self.pixel_convs
+        above = [conv.row_start(s) for conv, s in zip(convs, state["pixel_convs"])]
+        background = self.background[r]
+
+        def pixel(c, rows, attention, right):
+            """Pixel (r, c) of every image: the ul stream, attention, draw; caches updated."""
+            p = r * width + c
+            bg = tf.broadcast_to(background[c], [batch, 6])
+            new_rows = list(rows)
+
+            def pixel_conv(i):
+                def apply(t):
+                    out, new_rows[i] = convs[i].step(rows[i], above[i], c, t)
+                    return out
+                return apply
+
+            ul = ul_down[c] + right  # right: the stem's right_shift term, computed at pixel c-1
+            i = 1
+            block_inputs = []
+            for b, (resnets, layers, step) in enumerate(zip(m.ul_resnets, self.ul_convs, self.attention)):
+                for k, (resnet, (_, _, aux)) in enumerate(zip(resnets, layers)):
+                    a = u_rows[b][k][c] if u_rows[b] else None
+                    ul = resnet.residual(ul, pixel_conv(i), pixel_conv(i + 1), aux, a=a, h=h)
+                    i += 2
+                block_inputs.append(ul)
+                ul = step(attention[b], ul, bg, p, h)
+            params = self.head(tf.nn.elu(ul))
+            x = sample_discretized_mix_logistic(params, u_mix[:, c], u_logistic[:, c])
+            if self.quantize:
+                x = round_to_levels(x)
+            attention = [step.store(s, x, ul_b, bg, r, c, h)
+                         for step, s, ul_b in zip(self.attention, attention, block_inputs)]
+            x_pad = tf.concat([x, tf.ones_like(x[:, :1])], axis=-1)
+            right, new_rows[0] = convs[0].step(rows[0], above[0], c, x_pad)
+            return c + 1, new_rows, attention, right
+
+        rows = [conv.empty_row(batch, width) for conv in convs]
+        right = tf.zeros([batch, m.ul_stem_right.units])
+        _, rows, attention, _ = tf.while_loop(
+            lambda c, *_: c < width, pixel, [tf.constant(0), rows, state["attention"], right])
+        x_row = tf.transpose(rows[0], [1, 0, 2])  # the right stem's row buffer holds x_pad of row r
+        return {
+            "canvas": tf.tensor_scatter_nd_update(state["canvas"], [[r]], x_row[None, ..., :3]),
+            "x_above": x_row[:, None],
+            "row_convs": row_conv_states,
+            "pixel_convs": [conv.row_end(s, row) for conv, s, row in zip(convs, state["pixel_convs"], rows)],
+            "attention": attention,
+        }
+
+
+def sample_cached(model, u_mix, u_logistic, labels=None, quantize=True):
+    """Float images [S,H,W,3] drawn with the caches, as one graph (a while loop over the rows)."""
+    height, width = u_mix.shape[1], u_mix.shape[2]
+    network = _CachedNetwork(model, height, width, quantize)
+
+    def row(r, state):
+        return r + 1, network.row(r, state, tf.gather(u_mix, r, axis=1), tf.gather(u_logistic, r, axis=1),
+                                  labels)
+
+    _, state = tf.while_loop(lambda r, _: r < height, row,
+                             [tf.constant(0), network.initial_state(tf.shape(u_mix)[0])])
+    return network.images(state)
+
+
+class CachedSampler:
+    """The fast sampler: same call and result as NaiveSampler (sampling.py), about H*W times less work.
+
+    Each image row is one call of a tf.function (traced once per batch and image size), so
+    `progress` (a Python callable taking the number of pixels done) is told after every row.
+    """
+
+    def __init__(self, model, quantize=True, progress=None):
+        self.model = model
+        self.quantize = quantize
+        self.progress = progress
+        self._row = tf.function(self._draw_row)
+
+    def _draw_row(self, r, state, u_mix, u_logistic, labels):
+        _, height, width, _ = self._shape(state)
+        return _CachedNetwork(self.model, height, width, self.quantize).row(r, state, u_mix, u_logistic,
+                                                                            labels)
+
+    @staticmethod
+    def _shape(state):
+        height, batch, width, channels = state["canvas"].shape
+        return batch, height, width, channels
+
+    def __call__(self, u_mix, u_logistic, labels=None):
+        u_mix = tf.convert_to_tensor(u_mix, tf.float32)
+        u_logistic = tf.convert_to_tensor(u_logistic, tf.float32)
+        batch, height, width = u_mix.shape[:3]
+        network = _CachedNetwork(self.model, height, width, self.quantize)
+        state = network.initial_state(batch)
+        for r in range(height):
+            state = self._row(tf.constant(r), state, u_mix[:, r], u_logistic[:, r], labels)
+            if self.progress is not None:
+                self.progress((r + 1) * width)
+        return network.images(state)
