@@ -171,6 +171,18 @@ def test_benchmarks_run_and_end_with_json(script):
     assert result["images_per_sec"] > 0 and result["batch_size"] == 2 and result["params"] > 0
 
 
+@pytest.mark.parametrize("sampler", ["fast", "naive"])
+def test_sample_benchmark_runs_and_ends_with_json(sampler):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sample.py"), f"--sampler={sampler}",
+                          "--nr_filters=8", "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2",
+                          "--image_size=4", "--num_samples=2", "--naive_steps=2"], capture_output=True,
+                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["seconds"] > 0 and result["sampler"] == sampler and result["num_samples"] == 2
+    assert ("extrapolated_from_pixel_steps" in result) == (sampler == "naive")
+
+
 def test_demo_patches_of_the_scikit_image_photographs():
     train_x, train_y = data.load_split("demo", "train", "unused")
     test_x, _ = data.load_split("demo", "test", "unused")
