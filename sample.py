@@ -35,6 +35,7 @@ flags.DEFINE_bool("original_sampling", False, "feed back the continuous sampled 
 flags.DEFINE_string("noise_from", None, "replay recorded noise: .npz with u_mix [S,H,W,M] and "
                     "u_logistic [S,H,W,3] (sets the number and size of the images)")
 cli.define_model_flags()
+cli.define_precision_flag()
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 

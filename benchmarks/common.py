@@ -15,6 +15,7 @@ def define_flags(what):
     flags.DEFINE_integer("iters", 5, f"timed repetitions of the {what} (after one untimed warm-up)")
     flags.DEFINE_integer("image_size", 32, "height and width of the images")
     cli.define_model_flags()
+    cli.define_precision_flag()
     flags.adopt_module_key_flags(cli)
 
 

@@ -14,6 +14,8 @@ computes only what the new pixel changes, row by row:
   row end    the current row becomes the rows above.
 
 It draws what the naive sampler draws from the same noise (float differences are rounding only).
+Layers compute in the model's compute dtype (bfloat16 under mixed precision) as in the model; the
+attention softmax, the output layer and the draw stay float32.
 """
 
 import tensorflow as tf
@@ -28,22 +30,27 @@ def _pad_columns(x, layer):
     return tf.pad(x, [[0, 0], [0, 0], [left, right], [0, 0]])
 
 
-def _dense(layer):
+def _dense(layer, dtype):
     """A WeightNormDense as a function of [B, in], its scale computed once."""
-    kernel, scale, bias = layer.V, layer.scale(), layer.b
+    kernel, scale, bias = (tf.cast(t, dtype) for t in (layer.V, layer.scale(), layer.b))
     return lambda t: tf.matmul(t, kernel) * scale + bias
+
+
+def _conv_weights(layer, dtype):
+    kernel, bias = layer.effective_weights()
+    return tf.cast(kernel, dtype), tf.cast(bias, dtype)
 
 
 class _RowConv:
     """A shifted convolution evaluated a whole row at a time; its state is the kh-1 input rows above."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, dtype):
         self.layer = layer
-        self.kernel, self.bias = layer.effective_weights()
+        self.kernel, self.bias = _conv_weights(layer, dtype)
 
     def initial_state(self, batch, width):
         kh, _, channels, _ = self.layer.V.shape
-        return tf.zeros([batch, kh - 1, width, channels])  # the zero padding above the image
+        return tf.zeros([batch, kh - 1, width, channels], self.kernel.dtype)  # the padding above
 
     def apply(self, rows):
         """The output row [B,1,W,out] of kh input rows [B,kh,W,C] (the last one the current row)."""
@@ -64,29 +71,30 @@ class _PixelConv:
     [kw-1+W, B, C] (columns first, zero columns on the left for the padding).
     """
 
-    def __init__(self, layer):
+    def __init__(self, layer, dtype):
         if layer.horizontal_padding[1]:
             raise ValueError(f"{layer.name} sees pixels to its right: it cannot run pixel by pixel")
         self.layer = layer
-        self.kernel, self.bias = layer.effective_weights()
+        self.kernel, self.bias = _conv_weights(layer, dtype)
         kh, kw, channels, units = self.kernel.shape
         self.kh, self.kw, self.channels = kh, kw, channels
         self.last_row_kernel = tf.reshape(self.kernel[kh - 1], [kw * channels, units])
 
     def initial_state(self, batch, width):
-        return tf.zeros([batch, self.kh - 1, width, self.channels])
+        return tf.zeros([batch, self.kh - 1, width, self.channels], self.kernel.dtype)
 
     def row_start(self, above):
         """The contribution of the rows above [B,kh-1,W,C] to each pixel of the row: [W,B,out]."""
         if self.kh == 1:
-            out = tf.zeros([tf.shape(above)[0], 1, above.shape[2], self.kernel.shape[-1]]) + self.bias
+            out = tf.zeros([tf.shape(above)[0], 1, above.shape[2], self.kernel.shape[-1]],
+                           self.kernel.dtype) + self.bias
         else:
             out = tf.nn.bias_add(tf.nn.conv2d(_pad_columns(above, self.layer), self.kernel[:-1], 1,
                                               "VALID"), self.bias)
         return tf.transpose(out[:, 0], [1, 0, 2])
 
     def empty_row(self, batch, width):
-        return tf.zeros([self.kw - 1 + width, batch, self.channels])
+        return tf.zeros([self.kw - 1 + width, batch, self.channels], self.kernel.dtype)
 
     def step(self, row, above_out, c, value):
         """value [B,C] at column c -> (output [B,out] at c, row with value written)."""
@@ -101,7 +109,7 @@ class _PixelConv:
 
 
 class _AttentionCache:
-    """Keys and values of the pixels drawn so far for one attention block, [B, key cells, size].
+    """Keys and values of the pixels drawn so far for one attention block, [B, key cells, size], float32.
 
     With downsample d a key cell is the max over a d x d block: it is set by the block's first
     pixel and maxed by the others; the mask lets a query read a cell only once it is complete.
@@ -131,37 +139,39 @@ class _AttentionCache:
             new = tf.where(first, new, tf.maximum(tf.gather(cache, cell, axis=1), new))
         batch = tf.shape(cache)[0]
         index = tf.stack([tf.range(batch), tf.fill([batch], cell)], axis=1)
-        return tf.tensor_scatter_nd_update(cache, index, new)
+        return tf.tensor_scatter_nd_update(cache, index, tf.cast(new, cache.dtype))
 
 
-def _dense_resnet(resnet):
-    return (_dense(resnet.conv_in), _dense(resnet.conv_out), resnet.aux and _dense(resnet.aux))
+def _dense_resnet(resnet, dtype):
+    return (_dense(resnet.conv_in, dtype), _dense(resnet.conv_out, dtype),
+            resnet.aux and _dense(resnet.aux, dtype))
 
 
 class _AttentionStep:
     """One attention block at one pixel: query against the caches; the drawn pixel's key and value."""
 
-    def __init__(self, block, height, width):
+    def __init__(self, block, height, width, dtype):
         self.block = block
         self.cache = _AttentionCache(block, height, width)
-        self.kv_resnet, self.query_resnet = _dense_resnet(block.kv_resnet), _dense_resnet(block.query_resnet)
-        self.out_resnet = _dense_resnet(block.out_resnet)
-        self.kv_projection = _dense(block.kv_projection)
-        self.query_projection = _dense(block.query_projection)
+        self.kv_resnet = _dense_resnet(block.kv_resnet, dtype)
+        self.query_resnet = _dense_resnet(block.query_resnet, dtype)
+        self.out_resnet = _dense_resnet(block.out_resnet, dtype)
+        self.kv_projection = _dense(block.kv_projection, dtype)
+        self.query_projection = _dense(block.query_projection, dtype)
 
     def __call__(self, state, ul, background, p, h):
         block = self.block
         query = self.query_projection(block.query_resnet.residual(
             tf.concat([ul, background], axis=-1), *self.query_resnet, h=h))
         keys, values = state
-        mixed = attend(query[:, None], keys, values, self.cache.mask(p))[:, 0]
-        return block.out_resnet.residual(ul, *self.out_resnet, a=mixed, h=h)
+        mixed = attend(tf.cast(query[:, None], tf.float32), keys, values, self.cache.mask(p))[:, 0]
+        return block.out_resnet.residual(ul, *self.out_resnet, a=tf.cast(mixed, ul.dtype), h=h)
 
     def store(self, state, x, ul, background, r, c, h):
         """State with the key and value of pixel (r, c), from its drawn x and the block's input ul."""
         block = self.block
         kv = self.kv_projection(block.kv_resnet.residual(
-            tf.concat([x, ul, background], axis=-1), *self.kv_resnet, h=h))
+            tf.concat([tf.cast(x, ul.dtype), ul, background], axis=-1), *self.kv_resnet, h=h))
         keys, values = state
         return (self.cache.write(keys, r, c, kv[:, :block.key_size]),
                 self.cache.write(values, r, c, kv[:, block.key_size:]))
@@ -175,15 +185,17 @@ class _CachedNetwork:
 
     def __init__(self, model, height, width, quantize=True):
         self.model, self.height, self.width, self.quantize = model, height, width, quantize
-        self.background = positional_background(tf.zeros([1, height, width, 1]))[0]  # [H, W, 6]
-        self.ul_stem_down, self.ul_stem_right = _RowConv(model.ul_stem_down), _PixelConv(model.ul_stem_right)
-        self.u_stem = _RowConv(model.u_stem) if model.u_stem is not None else None
-        self.u_convs = [[(_RowConv(r.conv_in), _RowConv(r.conv_out)) for r in block]
+        self.dtype = dtype = tf.as_dtype(model.compute_dtype)
+        self.background = positional_background(tf.zeros([1, height, width, 1], dtype))[0]  # [H, W, 6]
+        self.ul_stem_down = _RowConv(model.ul_stem_down, dtype)
+        self.ul_stem_right = _PixelConv(model.ul_stem_right, dtype)
+        self.u_stem = _RowConv(model.u_stem, dtype) if model.u_stem is not None else None
+        self.u_convs = [[(_RowConv(r.conv_in, dtype), _RowConv(r.conv_out, dtype)) for r in block]
                         for block in model.u_resnets]
-        self.ul_convs = [[(_PixelConv(r.conv_in), _PixelConv(r.conv_out), r.aux and _dense(r.aux))
-                          for r in block] for block in model.ul_resnets]
-        self.attention = [_AttentionStep(block, height, width) for block in model.attention]
-        self.head = _dense(model.head)
+        self.ul_convs = [[(_PixelConv(r.conv_in, dtype), _PixelConv(r.conv_out, dtype),
+                           r.aux and _dense(r.aux, dtype)) for r in block] for block in model.ul_resnets]
+        self.attention = [_AttentionStep(block, height, width, dtype) for block in model.attention]
+        self.head = _dense(model.head, tf.float32)
         # Flat lists, in the order of the state's lists.
         self.row_convs = [self.u_stem] if self.u_stem is not None else []
         self.row_convs += [conv for block in self.u_convs for pair in block for conv in pair]
@@ -193,7 +205,7 @@ class _CachedNetwork:
     def initial_state(self, batch):
         return {
             "canvas": tf.zeros([self.height, batch, self.width, 3]),  # rows first
-            "x_above": tf.zeros([batch, 1, self.width, 4]),  # x_pad of the row above (zeros: padding)
+            "x_above": tf.zeros([batch, 1, self.width, 4], self.dtype),  # x_pad of the row above
             "row_convs": [conv.initial_state(batch, self.width) for conv in self.row_convs],
             "pixel_convs": [conv.initial_state(batch, self.width) for conv in self.pixel_convs],
             "attention": [step.cache.initial_state(batch) for step in self.attention],
@@ -216,7 +228,7 @@ class _CachedNetwork:
                 return out
             return apply
 
-        u = row_conv(self.u_stem)(state["x_above"]) * tf.cast(r > 0, tf.float32)  # down_shift
+        u = row_conv(self.u_stem)(state["x_above"]) * tf.cast(r > 0, self.dtype)  # down_shift
         rows = []
         for resnets, convs in zip(self.model.u_resnets, self.u_convs):
             rows.append([])
@@ -230,15 +242,15 @@ class _CachedNetwork:
         u_logistic [B,W,3]."""
         m, width = self.model, self.width
         batch = tf.shape(u_mix)[0]
-        h = tf.one_hot(labels, m.config.num_classes) if m.config.num_classes else None
+        h = tf.one_hot(labels, m.config.num_classes, dtype=self.dtype) if m.config.num_classes else None
         u_rows, row_conv_states = self._vertical_stream(r, state, h)
-        ul_down = self.ul_stem_down.apply(state["x_above"])[:, 0] * tf.cast(r > 0, tf.float32)
+        ul_down = self.ul_stem_down.apply(state["x_above"])[:, 0] * tf.cast(r > 0, self.dtype)
         ul_down = tf.transpose(ul_down, [1, 0, 2])  # down_shift: row 0 sees nothing above
         convs = self.pixel_convs
         above = [conv.row_start(s) for conv, s in zip(convs, state["pixel_convs"])]
         background = self.background[r]
 
-        def pixel(c, rows, attention, right):
+        def pixel(c, rows, attention, right, drawn):
             """Pixel (r, c) of every image: the ul stream, attention, draw; caches updated."""
             p = r * width + c
             bg = tf.broadcast_to(background[c], [batch, 6])
@@ -260,24 +272,26 @@ class _CachedNetwork:
                     i += 2
                 block_inputs.append(ul)
                 ul = step(attention[b], ul, bg, p, h)
-            params = self.head(tf.nn.elu(ul))
+            params = self.head(tf.cast(tf.nn.elu(ul), tf.float32))
             x = sample_discretized_mix_logistic(params, u_mix[:, c], u_logistic[:, c])
             if self.quantize:
                 x = round_to_levels(x)
             attention = [step.store(s, x, ul_b, bg, r, c, h)
                          for step, s, ul_b in zip(self.attention, attention, block_inputs)]
-            x_pad = tf.concat([x, tf.ones_like(x[:, :1])], axis=-1)
+            x_pad = tf.cast(tf.concat([x, tf.ones_like(x[:, :1])], axis=-1), self.dtype)
             right, new_rows[0] = convs[0].step(rows[0], above[0], c, x_pad)
-            return c + 1, new_rows, attention, right
+            return c + 1, new_rows, attention, right, tf.tensor_scatter_nd_update(drawn, [[c]], x[None])
 
         rows = [conv.empty_row(batch, width) for conv in convs]
-        right = tf.zeros([batch, m.ul_stem_right.units])
-        _, rows, attention, _ = tf.while_loop(
-            lambda c, *_: c < width, pixel, [tf.constant(0), rows, state["attention"], right])
-        x_row = tf.transpose(rows[0], [1, 0, 2])  # the right stem's row buffer holds x_pad of row r
+        right = tf.zeros([batch, m.ul_stem_right.units], self.dtype)
+        drawn = tf.zeros([width, batch, 3])
+        _, rows, attention, _, drawn = tf.while_loop(
+            lambda c, *_: c < width, pixel, [tf.constant(0), rows, state["attention"], right, drawn])
+        x_pad = tf.transpose(rows[0], [1, 0, 2])  # the right stem's row buffer holds x_pad of row r
+        drawn = tf.transpose(drawn, [1, 0, 2])  # [B, W, 3], float32
         return {
-            "canvas": tf.tensor_scatter_nd_update(state["canvas"], [[r]], x_row[None, ..., :3]),
-            "x_above": x_row[:, None],
+            "canvas": tf.tensor_scatter_nd_update(state["canvas"], [[r]], drawn[None]),
+            "x_above": x_pad[:, None],
             "row_convs": row_conv_states,
             "pixel_convs": [conv.row_end(s, row) for conv, s, row in zip(convs, state["pixel_convs"], rows)],
             "attention": attention,

@@ -26,12 +26,17 @@ from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logisti
 class PixelSNAIL(keras.Model):
     """The PixelSNAIL model family of the original code, one class for every supported variant.
 
-    Call it on float32 images in [-1, 1] to get the mixture parameters [B,H,W,10*M].
+    Call it on float32 images in [-1, 1] to get the mixture parameters [B,H,W,10*M] (float32).
     `log_prob` / `bits_per_dim` take uint8 [0,255] or float32 [-1,1] images and check them.
     `initialize(images)` runs the original's data-dependent initialization once.
+
+    `dtype="mixed_bfloat16"` (a Keras dtype policy): the layers compute in bfloat16 from float32
+    weights (normalized in float32, then cast); the attention softmax, the output layer, the mixture
+    and the data-dependent init stay float32. Checkpoints do not depend on it.
     """
 
     def __init__(self, config=None, **kwargs):
+        kwargs.setdefault("autocast", False)  # the compute dtype is applied in `call`, explicitly
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = ModelConfig(**config)
@@ -76,7 +81,8 @@ class PixelSNAIL(keras.Model):
 
     def call(self, x, labels=None, training=False, init=False):
         c = self.config
-        h = tf.one_hot(labels, c.num_classes) if c.num_classes else None
+        x = tf.cast(x, tf.float32 if init else self.compute_dtype)
+        h = tf.one_hot(labels, c.num_classes, dtype=x.dtype) if c.num_classes else None
         ones = tf.ones_like(x[..., :1])
         x_pad = tf.concat([x, ones], axis=-1)
         ul = (down_shift(self.ul_stem_down(x_pad, init=init))
@@ -89,7 +95,7 @@ class PixelSNAIL(keras.Model):
                     u = u_resnets[r](u, **gated)
                 ul = ul_resnet(ul, a=u, **gated)
             ul = attention(ul, x, **gated)
-        return self.head(tf.nn.elu(ul), init=init)
+        return self.head(tf.cast(tf.nn.elu(ul), tf.float32), init=init)  # mixture parameters in float32
 
     def initialize(self, images, labels=None):
         """The original's data-dependent init on one batch: sets every g and b, keeps V as drawn.
@@ -117,7 +123,7 @@ class PixelSNAIL(keras.Model):
         return bits_per_dim(self.log_prob(x, labels), x.shape[1] * x.shape[2] * 3)
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
+        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.dtype_policy.name}
 
     @classmethod
     def from_config(cls, config):

@@ -68,8 +68,11 @@ def causal_attention(key, value, query, downsample=1, query_chunks=QUERY_CHUNKS)
     The keys a query may read are a prefix of the key cells (raster order), so the queries are cut
     into `query_chunks` bands, each computed against the longest prefix any of its queries reads:
     the skipped entries are exact zeros in the full computation, and a band without any readable
-    key gives zeros, as the full computation does.
+    key gives zeros, as the full computation does. Computed in float32 whatever the inputs' dtype
+    (the masked softmax needs it); the result has the query's dtype.
     """
+    out_dtype = query.dtype
+    key, value, query = (tf.cast(t, tf.float32) for t in (key, value, query))
     height, width = spatial_size(query)
     if downsample > 1:
         pool = [1, downsample, downsample, 1]
@@ -89,11 +92,11 @@ def causal_attention(key, value, query, downsample=1, query_chunks=QUERY_CHUNKS)
         else:
             bands.append(attend(q[:, start:stop], k[:, :readable], v[:, :readable],
                                  mask[start:stop, :readable]))
-    return tf.reshape(tf.concat(bands, axis=1), [batch, height, width, value_size])
+    return tf.cast(tf.reshape(tf.concat(bands, axis=1), [batch, height, width, value_size]), out_dtype)
 
 
 def positional_background(x):
-    """[B,H,W,6] constant channels [r, r, r, c, c, c] with r = (i - H/2)/H and c = (j - W/2)/W.
+    """[B,H,W,6] constant channels [r, r, r, c, c, c] with r = (i - H/2)/H and c = (j - W/2)/W, x's dtype.
 
     The original adds each coordinate map to 0*x (3 channels), hence three copies of each.
     """
@@ -103,7 +106,7 @@ def positional_background(x):
     cols = (tf.range(width, dtype=tf.float32) - width / 2) / width
     rows = tf.broadcast_to(rows[None, :, None, None], [batch, height, width, 3])
     cols = tf.broadcast_to(cols[None, None, :, None], [batch, height, width, 3])
-    return tf.concat([rows, cols], axis=-1)
+    return tf.cast(tf.concat([rows, cols], axis=-1), x.dtype)
 
 
 class CausalAttentionBlock(keras.layers.Layer):
@@ -116,6 +119,7 @@ class CausalAttentionBlock(keras.layers.Layer):
 
     def __init__(self, key_size, value_size, downsample=1, nonlinearity="elu", dropout_p=0.0,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # computes in its input's dtype
         super().__init__(**kwargs)
         self.key_size = int(key_size)
         self.value_size = int(value_size)

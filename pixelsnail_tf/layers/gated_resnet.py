@@ -29,6 +29,7 @@ class GatedResnet(keras.layers.Layer):
     """
 
     def __init__(self, conv="down_right_shifted", nonlinearity="elu", dropout_p=0.0, **kwargs):
+        kwargs.setdefault("autocast", False)  # computes in its input's dtype
         super().__init__(**kwargs)
         if conv not in CONVOLUTIONS:
             raise ValueError(f"unknown conv {conv!r}; choose one of {', '.join(CONVOLUTIONS)}")
@@ -44,7 +45,8 @@ class GatedResnet(keras.layers.Layer):
         self.conv_in = conv(channels, name="conv_in")
         self.aux = WeightNormDense(channels, name="aux") if a_shape is not None else None
         self.conv_out = conv(2 * channels, init_scale=SECOND_CONV_INIT_SCALE, name="conv_out")
-        self.dropout = keras.layers.Dropout(self.dropout_p) if self.dropout_p > 0 else None
+        self.dropout = (keras.layers.Dropout(self.dropout_p, autocast=False) if self.dropout_p > 0
+                        else None)
         self.hw = None
         if h_shape is not None:
             self.hw = self.add_weight(
@@ -74,7 +76,7 @@ class GatedResnet(keras.layers.Layer):
             c = self.dropout(c, training=training)
         c = conv_out(c)
         if h is not None:
-            conditioning = tf.matmul(h, self.hw)
+            conditioning = tf.matmul(tf.cast(h, c.dtype), tf.cast(self.hw, c.dtype))
             for _ in range(len(c.shape) - 2):
                 conditioning = conditioning[:, None]  # [B, 2C] -> [B, 1, ..., 1, 2C]
             c = c + conditioning

@@ -20,6 +20,7 @@ class _WeightNorm(keras.layers.Layer):
     init_epsilon = None
 
     def __init__(self, units, init_scale=1.0, **kwargs):
+        kwargs.setdefault("autocast", False)  # computes in its input's dtype (see `call`)
         super().__init__(**kwargs)
         self.units = int(units)
         self.init_scale = float(init_scale)
@@ -82,8 +83,10 @@ class WeightNormConv2D(_WeightNorm):
         x = self._pad(x)
         if init:
             return self._data_dependent_init(tf.nn.conv2d(x, self._direction(), 1, self.padding))
+        # Normalized in float32, then applied in the input's dtype (bfloat16 under mixed precision).
         kernel, bias = self.effective_weights()
-        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, self.padding), bias)
+        return tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, self.padding),
+                              tf.cast(bias, x.dtype))
 
     def get_config(self):
         config = super().get_config()
@@ -115,5 +118,6 @@ class WeightNormDense(_WeightNorm):
         if init:
             out = self._data_dependent_init(tf.matmul(rows, tf.nn.l2_normalize(self.V, axis=0)))
         else:
-            out = tf.matmul(rows, self.V) * self.scale() + self.b
+            cast = lambda t: tf.cast(t, x.dtype)  # noqa: E731  the input's dtype, as the convolution
+            out = tf.matmul(rows, cast(self.V)) * cast(self.scale()) + cast(self.b)
         return tf.reshape(out, tf.concat([leading, [self.units]], axis=0))
