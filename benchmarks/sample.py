@@ -53,7 +53,7 @@ def time_naive(model, u_mix, u_logistic):
     step = tf.function(lambda canvas, r, c: sample_discretized_mix_logistic(
         model(canvas)[:, r, c], u_mix[:, r, c], u_logistic[:, r, c]))
     canvas = tf.zeros([FLAGS.num_samples, size, size, 3])
-    step(canvas, 0, 0).numpy()
+    step(canvas, tf.constant(0), tf.constant(0)).numpy()  # traces it
     start = time.perf_counter()
     for p in range(1, FLAGS.naive_steps + 1):
         step(canvas, tf.constant(p // size), tf.constant(p % size)).numpy()
