@@ -43,6 +43,16 @@ def test_bpd_of_the_original_checkpoint(tmp_path, test_images, tiny_reference, e
     assert f"test bpd {result['bpd']:.6f} on 4 images" in run.stdout
 
 
+def test_mixed_precision_flag(tmp_path, test_images, tiny_reference):
+    out = tmp_path / "result.json"
+    run = evaluate(f"--checkpoint={TINY / 'trained'}", f"--images={test_images}", f"--json_out={out}",
+                   "--mixed_precision=bfloat16", *TINY_FLAGS)
+    assert run.returncode == 0, run.stderr
+    bpd = json.loads(out.read_text())["per_image_bpd"]
+    np.testing.assert_allclose(bpd, tiny_reference["bpd_test_ema_final"], rtol=5e-3)
+    assert np.abs(np.array(bpd) - tiny_reference["bpd_test_ema_final"]).max() > 1e-5  # bfloat16 ran
+
+
 def test_our_checkpoint_is_detected_and_uses_its_config(tmp_path, test_images, tiny_reference,
                                                         tiny_config):
     from pixelsnail_tf.model import PixelSNAIL

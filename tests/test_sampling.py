@@ -126,6 +126,11 @@ def test_sample_py(tmp_path, tiny_reference):
     assert a.shape == (3, 4, 6, 3)
     np.testing.assert_array_equal(a, b)
     assert not (tmp_path / "a" / "samples_float.npy").exists()
+    run = sample_cli(ckpt, *TINY_FLAGS, "--num_samples=3", "--seed=7", "--image_size=4,6",
+                     "--mixed_precision=bfloat16", f"--out_dir={tmp_path / 'bf16'}")
+    assert run.returncode == 0, run.stderr
+    bf16 = np.load(tmp_path / "bf16" / "samples.npy")
+    assert bf16.shape == a.shape and np.any(bf16 != a) and np.mean(bf16 == a) > 0.3  # rounding apart
     run = sample_cli(ckpt, *TINY_FLAGS, "--class_label=1", f"--out_dir={tmp_path / 'c'}")
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == (

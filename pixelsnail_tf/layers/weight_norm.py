@@ -117,7 +117,11 @@ class WeightNormDense(_WeightNorm):
         rows = tf.reshape(x, [-1, x.shape[-1]])
         if init:
             out = self._data_dependent_init(tf.matmul(rows, tf.nn.l2_normalize(self.V, axis=0)))
+        elif x.dtype == tf.float32:
+            out = tf.matmul(rows, self.V) * self.scale() + self.b
         else:
-            cast = lambda t: tf.cast(t, x.dtype)  # noqa: E731  the input's dtype, as the convolution
-            out = tf.matmul(rows, cast(self.V)) * cast(self.scale()) + cast(self.b)
+            # Lower precision (bfloat16): the scale folded into the kernel in float32, so that the
+            # matmul and bias fuse into one op; its rounding is far below bfloat16's.
+            kernel = tf.cast(self.V * self.scale(), x.dtype)
+            out = tf.nn.bias_add(tf.matmul(rows, kernel), tf.cast(self.b, x.dtype))
         return tf.reshape(out, tf.concat([leading, [self.units]], axis=0))
