@@ -30,12 +30,6 @@ def _pad_columns(x, layer):
     return tf.pad(x, [[0, 0], [0, 0], [left, right], [0, 0]])
 
 
-def _dense(layer, dtype):
-    """A WeightNormDense as a function of [B, in], its scale computed once."""
-    kernel, scale, bias = (tf.cast(t, dtype) for t in (layer.V, layer.scale(), layer.b))
-    return lambda t: tf.matmul(t, kernel) * scale + bias
-
-
 def _conv_weights(layer, dtype):
     kernel, bias = layer.effective_weights()
     return tf.cast(kernel, dtype), tf.cast(bias, dtype)
@@ -67,8 +61,8 @@ class _PixelConv:
     """A down-right-shifted convolution evaluated one pixel at a time.
 
     The rows above enter once per row (`row_start`); a pixel then needs only the kernel's last row
-    applied to itself and the kw-1 pixels to its left, kept in the current-row buffer
-    [kw-1+W, B, C] (columns first, zero columns on the left for the padding).
+    applied to itself and the kw-1 inputs to its left. The row state is (those inputs [B, (kw-1)*C],
+    zeros at the row start for the padding; a TensorArray of the row's inputs, for `row_end`).
     """
 
     def __init__(self, layer, dtype):
@@ -94,18 +88,24 @@ class _PixelConv:
         return tf.transpose(out[:, 0], [1, 0, 2])
 
     def empty_row(self, batch, width):
-        return tf.zeros([self.kw - 1 + width, batch, self.channels], self.kernel.dtype)
+        dtype = self.kernel.dtype
+        return (tf.zeros([batch, (self.kw - 1) * self.channels], dtype),
+                tf.TensorArray(dtype, size=width, element_shape=[None, self.channels]))
 
     def step(self, row, above_out, c, value):
-        """value [B,C] at column c -> (output [B,out] at c, row with value written)."""
-        row = tf.tensor_scatter_nd_update(row, [[c + self.kw - 1]], value[None])
-        window = tf.transpose(row[c:c + self.kw], [1, 0, 2])  # [B, kw, C]
-        flat = tf.reshape(window, [-1, self.kw * self.channels])
-        return tf.matmul(flat, self.last_row_kernel) + above_out[c], row
+        """value [B,C] at column c -> (output [B,out] at c, the row state with value in it)."""
+        left, inputs = row
+        window = tf.concat([left, value], axis=1)  # taps left to right, as the kernel's last row
+        out = tf.matmul(window, self.last_row_kernel) + above_out[c]
+        return out, (window[:, self.channels:], inputs.write(c, value))
+
+    @staticmethod
+    def row_inputs(row):
+        """The inputs of a finished row, [B, W, C]."""
+        return tf.transpose(row[1].stack(), [1, 0, 2])
 
     def row_end(self, above, row):
-        finished = tf.transpose(row[self.kw - 1:], [1, 0, 2])[:, None]  # [B, 1, W, C]
-        return tf.concat([above, finished], axis=1)[:, 1:]
+        return tf.concat([above, self.row_inputs(row)[:, None]], axis=1)[:, 1:]
 
 
 class _AttentionCache:
@@ -117,7 +117,6 @@ class _AttentionCache:
 
     def __init__(self, block, height, width):
         self.block = block
-        self.width = width
         self.cells_per_row = -(-width // block.downsample)
         self.num_cells = -(-height // block.downsample) * self.cells_per_row
         self.last_pixel = tf.constant(last_pixel_of_key_cells(height, width, block.downsample),
@@ -143,8 +142,8 @@ class _AttentionCache:
 
 
 def _dense_resnet(resnet, dtype):
-    return (_dense(resnet.conv_in, dtype), _dense(resnet.conv_out, dtype),
-            resnet.aux and _dense(resnet.aux, dtype))
+    return (resnet.conv_in.linear(dtype), resnet.conv_out.linear(dtype),
+            resnet.aux and resnet.aux.linear(dtype))
 
 
 class _AttentionStep:
@@ -156,8 +155,8 @@ class _AttentionStep:
         self.kv_resnet = _dense_resnet(block.kv_resnet, dtype)
         self.query_resnet = _dense_resnet(block.query_resnet, dtype)
         self.out_resnet = _dense_resnet(block.out_resnet, dtype)
-        self.kv_projection = _dense(block.kv_projection, dtype)
-        self.query_projection = _dense(block.query_projection, dtype)
+        self.kv_projection = block.kv_projection.linear(dtype)
+        self.query_projection = block.query_projection.linear(dtype)
 
     def __call__(self, state, ul, background, p, h):
         block = self.block
@@ -193,9 +192,9 @@ class _CachedNetwork:
         self.u_convs = [[(_RowConv(r.conv_in, dtype), _RowConv(r.conv_out, dtype)) for r in block]
                         for block in model.u_resnets]
         self.ul_convs = [[(_PixelConv(r.conv_in, dtype), _PixelConv(r.conv_out, dtype),
-                           r.aux and _dense(r.aux, dtype)) for r in block] for block in model.ul_resnets]
+                           r.aux and r.aux.linear(dtype)) for r in block] for block in model.ul_resnets]
         self.attention = [_AttentionStep(block, height, width, dtype) for block in model.attention]
-        self.head = _dense(model.head, tf.float32)
+        self.head = model.head.linear(tf.float32)
         # Flat lists, in the order of the state's lists.
         self.row_convs = [self.u_stem] if self.u_stem is not None else []
         self.row_convs += [conv for block in self.u_convs for pair in block for conv in pair]
@@ -287,7 +286,7 @@ class _CachedNetwork:
         drawn = tf.zeros([width, batch, 3])
         _, rows, attention, _, drawn = tf.while_loop(
             lambda c, *_: c < width, pixel, [tf.constant(0), rows, state["attention"], right, drawn])
-        x_pad = tf.transpose(rows[0], [1, 0, 2])  # the right stem's row buffer holds x_pad of row r
+        x_pad = convs[0].row_inputs(rows[0])  # the right stem's inputs: x_pad of row r
         drawn = tf.transpose(drawn, [1, 0, 2])  # [B, W, 3], float32
         return {
             "canvas": tf.tensor_scatter_nd_update(state["canvas"], [[r]], drawn[None]),

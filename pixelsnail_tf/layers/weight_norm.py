@@ -112,16 +112,21 @@ class WeightNormDense(_WeightNorm):
         """g / ||V||, per output: the layer computes (x V) * scale + b, scaling after the matmul."""
         return self.g / tf.sqrt(tf.reduce_sum(tf.square(self.V), axis=0))
 
+    def linear(self, dtype=tf.float32):
+        """The layer as a function of rows [N, in] of `dtype`, its weights prepared once."""
+        if tf.as_dtype(dtype) == tf.float32:
+            kernel, scale, bias = self.V, self.scale(), self.b
+            return lambda rows: tf.matmul(rows, kernel) * scale + bias
+        # Lower precision (bfloat16): the scale folded into the kernel in float32, so that the matmul
+        # and the bias fuse into one op; that rounding is far below bfloat16's.
+        kernel, bias = tf.cast(self.V * self.scale(), dtype), tf.cast(self.b, dtype)
+        return lambda rows: tf.nn.bias_add(tf.matmul(rows, kernel), bias)
+
     def call(self, x, init=False):
         leading = tf.shape(x)[:-1]
         rows = tf.reshape(x, [-1, x.shape[-1]])
         if init:
             out = self._data_dependent_init(tf.matmul(rows, tf.nn.l2_normalize(self.V, axis=0)))
-        elif x.dtype == tf.float32:
-            out = tf.matmul(rows, self.V) * self.scale() + self.b
         else:
-            # Lower precision (bfloat16): the scale folded into the kernel in float32, so that the
-            # matmul and bias fuse into one op; its rounding is far below bfloat16's.
-            kernel = tf.cast(self.V * self.scale(), x.dtype)
-            out = tf.nn.bias_add(tf.matmul(rows, kernel), tf.cast(self.b, x.dtype))
+            out = self.linear(x.dtype)(rows)
         return tf.reshape(out, tf.concat([leading, [self.units]], axis=0))
