@@ -78,14 +78,15 @@ class _PixelConv:
         return tf.zeros([batch, self.kh - 1, width, self.channels], self.kernel.dtype)
 
     def row_start(self, above):
-        """The contribution of the rows above [B,kh-1,W,C] to each pixel of the row: [W,B,out]."""
+        """The contribution of the rows above [B,kh-1,W,C] to each pixel of the row ([B,out] per column,
+        a TensorArray: one read per pixel)."""
         if self.kh == 1:
             out = tf.zeros([tf.shape(above)[0], 1, above.shape[2], self.kernel.shape[-1]],
                            self.kernel.dtype) + self.bias
         else:
             out = tf.nn.bias_add(tf.nn.conv2d(_pad_columns(above, self.layer), self.kernel[:-1], 1,
                                               "VALID"), self.bias)
-        return tf.transpose(out[:, 0], [1, 0, 2])
+        return tf.TensorArray(out.dtype, size=out.shape[2]).unstack(tf.transpose(out[:, 0], [1, 0, 2]))
 
     def empty_row(self, batch, width):
         dtype = self.kernel.dtype
@@ -96,7 +97,7 @@ class _PixelConv:
         """value [B,C] at column c -> (output [B,out] at c, the row state with value in it)."""
         left, inputs = row
         window = tf.concat([left, value], axis=1)  # taps left to right, as the kernel's last row
-        out = tf.matmul(window, self.last_row_kernel) + above_out[c]
+        out = tf.matmul(window, self.last_row_kernel) + above_out.read(c)
         return out, (window[:, self.channels:], inputs.write(c, value))
 
     @staticmethod

@@ -115,7 +115,7 @@ class WeightNormDense(_WeightNorm):
     def linear(self, dtype=tf.float32):
         """The layer as a function of rows [N, in] of `dtype`, its weights prepared once."""
         if tf.as_dtype(dtype) == tf.float32:
-            kernel, scale, bias = self.V, self.scale(), self.b
+            kernel, scale, bias = tf.convert_to_tensor(self.V), self.scale(), tf.convert_to_tensor(self.b)
             return lambda rows: tf.matmul(rows, kernel) * scale + bias
         # Lower precision (bfloat16): the scale folded into the kernel in float32, so that the matmul
         # and the bias fuse into one op; that rounding is far below bfloat16's.
