@@ -244,8 +244,9 @@ class _CachedNetwork:
         batch = tf.shape(u_mix)[0]
         h = tf.one_hot(labels, m.config.num_classes, dtype=self.dtype) if m.config.num_classes else None
         u_rows, row_conv_states = self._vertical_stream(r, state, h)
+        # the stem's down_shift term: the row above through its 1x3 conv (row 0: nothing above)
         ul_down = self.ul_stem_down.apply(state["x_above"])[:, 0] * tf.cast(r > 0, self.dtype)
-        ul_down = tf.transpose(ul_down, [1, 0, 2])  # down_shift: row 0 sees nothing above
+        ul_down = tf.transpose(ul_down, [1, 0, 2])
         convs = self.pixel_convs
         above = [conv.row_start(s) for conv, s in zip(convs, state["pixel_convs"])]
         background = self.background[r]
