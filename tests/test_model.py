@@ -172,3 +172,16 @@ def test_bad_labels_are_refused(num_classes, labels, message):
     model = PixelSNAIL(small_config(num_classes=num_classes))
     with pytest.raises(ValueError, match=message):
         model.log_prob(np.zeros((1, 4, 4, 3), np.uint8), labels)
+
+
+@pytest.mark.parametrize("model_name", ["h12_pool2_smallkey", "model"])
+def test_xla_compiled_forward_equals_the_graph_one(model_name):
+    """The layers compile with XLA (jit_compile=True, e.g. for GPUs) and compute the same numbers."""
+    model = PixelSNAIL(small_config(model=model_name, num_classes=2))
+    images = np.random.default_rng(3).uniform(-1, 1, (2, 5, 6, 3)).astype(np.float32)
+    labels = tf.constant([1, 0])
+    model.initialize(images, labels)
+    graph = tf.function(lambda x: model(x, labels))(images).numpy()
+    xla = tf.function(lambda x: model(x, labels), jit_compile=True)(images).numpy()
+    np.testing.assert_allclose(xla, graph, rtol=1e-5, atol=1e-5)
+    assert np.abs(graph).max() > 0.1
