@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from conftest import TINY, TINY_FLAGS
 from pixelsnail_tf import checkpointing, cli
+from pixelsnail_tf.images import float_to_uint8, image_grid
+from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -143,9 +145,15 @@ def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
              y=np.arange(12) % 3)
     np.savez(tmp_path / "test.npz", x=tiny_reference["x_test_u8"], y=np.array([0, 1, 2, 1]))
     common = ["--dataset=npz", f"--data_dir={tmp_path}", "--max_epochs=1", *BUNDLE_FLAGS]
-    run = train(*common, "--class_conditional", f"--save_dir={tmp_path / 'run'}")
+    run = train(*common, "--class_conditional", "--num_samples=4", f"--save_dir={tmp_path / 'run'}")
     assert run.returncode == 0, run.stderr
     assert checkpointing.read_config(str(tmp_path / "run")).num_classes == 3
+    # the sample grid: the fast sampler, EMA weights, labels 0, 1, 2, 0, noise from the run's seed
+    model, _, _ = cli.load_model(str(tmp_path / "run"), {}, {}, use_ema=True)
+    u_mix, u_logistic = draw_noise(4, 8, 8, model.config.nr_logistic_mix, seed=42)
+    drawn = NaiveSampler(model)(u_mix, u_logistic, tf.constant([0, 1, 2, 0]))
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "run" / "samples.png")))
+    np.testing.assert_array_equal(png.numpy(), np.asarray(image_grid(float_to_uint8(drawn))))
     np.savez(tmp_path / "train.npz", x=tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3))
     run = train(*common, "--class_conditional", f"--save_dir={tmp_path / 'run2'}")
     assert run.returncode == 1
