@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from conftest import TINY, TINY_FLAGS, small_config
 from pixelsnail_tf import tf1_checkpoint
+from pixelsnail_tf.images import float_to_uint8
 from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 from pixelsnail_tf.serving import export_saved_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -64,6 +66,9 @@ def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny
     np.testing.assert_allclose(result["bpd"], tiny_reference["bpd_test_ema_final"], rtol=1e-5)
     drawn = np.array(result["images"])
     assert result["dtype"] == "uint8" and drawn.shape == (2, 8, 8, 3)
+    # what sample.py --seed=5 draws (the naive sampler draws the same images)
+    u_mix, u_logistic = draw_noise(2, 8, 8, tiny_config.nr_logistic_mix, seed=5)
+    np.testing.assert_array_equal(drawn, float_to_uint8(NaiveSampler(model)(u_mix, u_logistic)).numpy())
 
 
 def test_saved_model_cli(exported, tmp_path):
