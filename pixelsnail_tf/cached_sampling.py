@@ -30,9 +30,19 @@ def _pad_columns(x, layer):
     return tf.pad(x, [[0, 0], [0, 0], [left, right], [0, 0]])
 
 
-def _conv_weights(layer, dtype):
-    kernel, bias = layer.effective_weights()
-    return tf.cast(kernel, dtype), tf.cast(bias, dtype)
+def _conv_layers(model):
+    """The model's shifted convolutions in the order of the state's lists: those of the u stream
+    (run a row at a time), those of the ul stream (run a pixel at a time)."""
+    def resnet_convs(blocks):
+        return [conv for block in blocks for resnet in block for conv in (resnet.conv_in, resnet.conv_out)]
+    row = ([model.u_stem] if model.u_stem is not None else []) + resnet_convs(model.u_resnets)
+    return row, [model.ul_stem_right] + resnet_convs(model.ul_resnets)
+
+
+def _rows_above(layer, batch, width, dtype):
+    """A shifted convolution's initial state: its kh-1 input rows above the image (zero padding)."""
+    kh, _, channels, _ = layer.V.shape
+    return tf.zeros([batch, kh - 1, width, channels], dtype)
 
 
 class _RowConv:
@@ -40,11 +50,7 @@ class _RowConv:
 
     def __init__(self, layer, dtype):
         self.layer = layer
-        self.kernel, self.bias = _conv_weights(layer, dtype)
-
-    def initial_state(self, batch, width):
-        kh, _, channels, _ = self.layer.V.shape
-        return tf.zeros([batch, kh - 1, width, channels], self.kernel.dtype)  # the padding above
+        self.kernel, self.bias = layer.effective_weights(dtype)
 
     def apply(self, rows):
         """The output row [B,1,W,out] of kh input rows [B,kh,W,C] (the last one the current row)."""
@@ -69,13 +75,10 @@ class _PixelConv:
         if layer.horizontal_padding[1]:
             raise ValueError(f"{layer.name} sees pixels to its right: it cannot run pixel by pixel")
         self.layer = layer
-        self.kernel, self.bias = _conv_weights(layer, dtype)
+        self.kernel, self.bias = layer.effective_weights(dtype)
         kh, kw, channels, units = self.kernel.shape
         self.kh, self.kw, self.channels = kh, kw, channels
         self.last_row_kernel = tf.reshape(self.kernel[kh - 1], [kw * channels, units])
-
-    def initial_state(self, batch, width):
-        return tf.zeros([batch, self.kh - 1, width, self.channels], self.kernel.dtype)
 
     def row_start(self, above):
         """The contribution of the rows above [B,kh-1,W,C] to each pixel of the row ([B,out] per column,
@@ -188,54 +191,56 @@ class _CachedNetwork:
         self.dtype = dtype = tf.as_dtype(model.compute_dtype)
         self.background = positional_background(tf.zeros([1, height, width, 1], dtype))[0]  # [H, W, 6]
         self.ul_stem_down = _RowConv(model.ul_stem_down, dtype)
-        self.ul_stem_right = _PixelConv(model.ul_stem_right, dtype)
-        self.u_stem = _RowConv(model.u_stem, dtype) if model.u_stem is not None else None
-        self.u_convs = [[(_RowConv(r.conv_in, dtype), _RowConv(r.conv_out, dtype)) for r in block]
-                        for block in model.u_resnets]
-        self.ul_convs = [[(_PixelConv(r.conv_in, dtype), _PixelConv(r.conv_out, dtype),
-                           r.aux and r.aux.linear(dtype)) for r in block] for block in model.ul_resnets]
+        # In the order of the state's lists: [u stem,] conv_in and conv_out of every u resnet; the
+        # right stem, conv_in and conv_out of every ul resnet.
+        row_layers, pixel_layers = _conv_layers(model)
+        self.row_convs = [_RowConv(layer, dtype) for layer in row_layers]
+        self.pixel_convs = [_PixelConv(layer, dtype) for layer in pixel_layers]
+        self.ul_aux = [[r.aux and r.aux.linear(dtype) for r in block] for block in model.ul_resnets]
         self.attention = [_AttentionStep(block, height, width, dtype) for block in model.attention]
         self.head = model.head.linear(tf.float32)
-        # Flat lists, in the order of the state's lists.
-        self.row_convs = [self.u_stem] if self.u_stem is not None else []
-        self.row_convs += [conv for block in self.u_convs for pair in block for conv in pair]
-        self.pixel_convs = [self.ul_stem_right]
-        self.pixel_convs += [conv for block in self.ul_convs for *pair, _ in block for conv in pair]
 
-    def initial_state(self, batch):
+    @staticmethod
+    def initial_state(model, batch, height, width):
+        """The state before row 0 (needs the model's shapes only, not its weights)."""
+        dtype = tf.as_dtype(model.compute_dtype)
+        row_layers, pixel_layers = _conv_layers(model)
         return {
-            "canvas": tf.zeros([self.height, batch, self.width, 3]),  # rows first
-            "x_above": tf.zeros([batch, 1, self.width, 4], self.dtype),  # x_pad of the row above
-            "row_convs": [conv.initial_state(batch, self.width) for conv in self.row_convs],
-            "pixel_convs": [conv.initial_state(batch, self.width) for conv in self.pixel_convs],
-            "attention": [step.cache.initial_state(batch) for step in self.attention],
+            "canvas": tf.zeros([height, batch, width, 3]),  # rows first
+            "x_above": tf.zeros([batch, 1, width, 4], dtype),  # x_pad of the row above
+            "row_convs": [_rows_above(layer, batch, width, dtype) for layer in row_layers],
+            "pixel_convs": [_rows_above(layer, batch, width, dtype) for layer in pixel_layers],
+            "attention": [_AttentionCache(block, height, width).initial_state(batch)
+                          for block in model.attention],
         }
 
-    def images(self, state):
+    @staticmethod
+    def images(state):
         """The canvas of a state as images [B,H,W,3]."""
         return tf.transpose(state["canvas"], [1, 0, 2, 3])
 
     def _vertical_stream(self, r, state, h):
         """u of row r for every u layer ([[W,B,F] per resnet] per block) and the next row states."""
-        if self.u_stem is None:
-            return [[] for _ in self.u_convs], state["row_convs"]
-        states, new_states = iter(state["row_convs"]), []
+        if self.model.u_stem is None:
+            return [[] for _ in self.model.u_resnets], state["row_convs"]
+        states = list(state["row_convs"])
 
-        def row_conv(conv):
+        def row_conv(i):
             def apply(t):
-                out, above = conv(next(states), t)
-                new_states.append(above)
+                out, states[i] = self.row_convs[i](states[i], t)
                 return out
             return apply
 
-        u = row_conv(self.u_stem)(state["x_above"]) * tf.cast(r > 0, self.dtype)  # down_shift
+        u = row_conv(0)(state["x_above"]) * tf.cast(r > 0, self.dtype)  # u stem; down_shift
+        i = 1
         rows = []
-        for resnets, convs in zip(self.model.u_resnets, self.u_convs):
+        for resnets in self.model.u_resnets:
             rows.append([])
-            for resnet, (conv_in, conv_out) in zip(resnets, convs):
-                u = resnet.residual(u, row_conv(conv_in), row_conv(conv_out), h=h)
+            for resnet in resnets:
+                u = resnet.residual(u, row_conv(i), row_conv(i + 1), h=h)
+                i += 2
                 rows[-1].append(tf.transpose(u[:, 0], [1, 0, 2]))
-        return rows, new_states
+        return rows, states
 
     def row(self, r, state, u_mix, u_logistic, labels=None):
         """The state after drawing row r (a tensor) of every image from its noise u_mix [B,W,M],
@@ -266,8 +271,8 @@ class _CachedNetwork:
             ul = ul_down[c] + right  # right: the stem's right_shift term, computed at pixel c-1
             i = 1
             block_inputs = []
-            for b, (resnets, layers, step) in enumerate(zip(m.ul_resnets, self.ul_convs, self.attention)):
-                for k, (resnet, (_, _, aux)) in enumerate(zip(resnets, layers)):
+            for b, (resnets, auxes, step) in enumerate(zip(m.ul_resnets, self.ul_aux, self.attention)):
+                for k, (resnet, aux) in enumerate(zip(resnets, auxes)):
                     a = u_rows[b][k][c] if u_rows[b] else None
                     ul = resnet.residual(ul, pixel_conv(i), pixel_conv(i + 1), aux, a=a, h=h)
                     i += 2
@@ -308,9 +313,9 @@ def sample_cached(model, u_mix, u_logistic, labels=None, quantize=True):
         return r + 1, network.row(r, state, tf.gather(u_mix, r, axis=1), tf.gather(u_logistic, r, axis=1),
                                   labels)
 
-    _, state = tf.while_loop(lambda r, _: r < height, row,
-                             [tf.constant(0), network.initial_state(tf.shape(u_mix)[0])])
-    return network.images(state)
+    initial = _CachedNetwork.initial_state(model, tf.shape(u_mix)[0], height, width)
+    _, state = tf.while_loop(lambda r, _: r < height, row, [tf.constant(0), initial])
+    return _CachedNetwork.images(state)
 
 
 class CachedSampler:
@@ -327,23 +332,17 @@ class CachedSampler:
         self._row = tf.function(self._draw_row)
 
     def _draw_row(self, r, state, u_mix, u_logistic, labels):
-        _, height, width, _ = self._shape(state)
-        return _CachedNetwork(self.model, height, width, self.quantize).row(r, state, u_mix, u_logistic,
-                                                                            labels)
-
-    @staticmethod
-    def _shape(state):
-        height, batch, width, channels = state["canvas"].shape
-        return batch, height, width, channels
+        height, _, width, _ = state["canvas"].shape
+        network = _CachedNetwork(self.model, height, width, self.quantize)
+        return network.row(r, state, u_mix, u_logistic, labels)
 
     def __call__(self, u_mix, u_logistic, labels=None):
         u_mix = tf.convert_to_tensor(u_mix, tf.float32)
         u_logistic = tf.convert_to_tensor(u_logistic, tf.float32)
         batch, height, width = u_mix.shape[:3]
-        network = _CachedNetwork(self.model, height, width, self.quantize)
-        state = network.initial_state(batch)
+        state = _CachedNetwork.initial_state(self.model, batch, height, width)
         for r in range(height):
             state = self._row(tf.constant(r), state, u_mix[:, r], u_logistic[:, r], labels)
             if self.progress is not None:
                 self.progress((r + 1) * width)
-        return network.images(state)
+        return _CachedNetwork.images(state)

@@ -75,18 +75,17 @@ class WeightNormConv2D(_WeightNorm):
         # tf.nn.l2_normalize: V / sqrt(max(sum V^2, 1e-12)), the original's normalization.
         return tf.nn.l2_normalize(self.V, axis=[0, 1, 2])
 
-    def effective_weights(self):
-        """(kernel [kh,kw,in,out], bias): the weights the convolution applies, g * V / ||V|| and b."""
-        return self.g * self._direction(), self.b
+    def effective_weights(self, dtype=tf.float32):
+        """(kernel [kh,kw,in,out], bias): the weights the convolution applies, g * V / ||V|| and b,
+        normalized in float32, then cast to `dtype` (bfloat16 under mixed precision)."""
+        return tf.cast(self.g * self._direction(), dtype), tf.cast(self.b, dtype)
 
     def call(self, x, init=False):
         x = self._pad(x)
         if init:
             return self._data_dependent_init(tf.nn.conv2d(x, self._direction(), 1, self.padding))
-        # Normalized in float32, then applied in the input's dtype (bfloat16 under mixed precision).
-        kernel, bias = self.effective_weights()
-        return tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, self.padding),
-                              tf.cast(bias, x.dtype))
+        kernel, bias = self.effective_weights(x.dtype)
+        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, self.padding), bias)
 
     def get_config(self):
         config = super().get_config()
