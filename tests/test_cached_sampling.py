@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, small_config
-from pixelsnail_tf import tf1_checkpoint
+from conftest import small_config, trained_tiny_model
 from pixelsnail_tf.cached_sampling import CachedSampler, sample_cached
 from pixelsnail_tf.config import VARIANTS
 from pixelsnail_tf.model import PixelSNAIL
@@ -45,9 +44,7 @@ def test_draws_what_the_naive_sampler_draws(variant, size, num_classes):
 
 
 def test_replays_the_original_samples(tiny_config, tiny_reference):
-    model = PixelSNAIL(tiny_config)
-    model.build((None, 8, 8, 3))
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=True)
+    model = trained_tiny_model(tiny_config)
     x = CachedSampler(model, quantize=False)(tiny_reference["sample_rand_u_mix"],
                                              tiny_reference["sample_rand_u_logistic"])
     # Continuous values fed back carry the network's rounding differences (the per-pixel convolutions

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, TINY_FLAGS, small_config
-from pixelsnail_tf import tf1_checkpoint
+from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from pixelsnail_tf.images import float_to_uint8
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
@@ -58,9 +57,7 @@ def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny
                          capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    model = PixelSNAIL(tiny_config)
-    model.build((None, 8, 8, 3))
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=True)
+    model = trained_tiny_model(tiny_config)
     np.testing.assert_allclose(result["ll"], model.log_prob(tiny_reference["x_test_u8"]).numpy(),
                                rtol=1e-6)
     np.testing.assert_allclose(result["bpd"], tiny_reference["bpd_test_ema_final"], rtol=1e-5)

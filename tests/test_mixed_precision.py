@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, small_config
-from pixelsnail_tf import tf1_checkpoint
+from conftest import small_config, trained_tiny_model
 from pixelsnail_tf.cached_sampling import CachedSampler
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
@@ -14,18 +13,9 @@ from pixelsnail_tf.training import TrainConfig, Trainer
 MIXED = "mixed_bfloat16"
 
 
-def trained(config, dtype):
-    model = PixelSNAIL(config, dtype=dtype)
-    model.build((None, 8, 8, 3))
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=True)
-    return model
-
-
 @pytest.mark.parametrize("use_ema", [True, False])
 def test_bits_per_dim_within_half_a_percent_of_float32(tiny_config, tiny_reference, use_ema):
-    model = PixelSNAIL(tiny_config, dtype=MIXED)
-    model.build((None, 8, 8, 3))
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=use_ema)
+    model = trained_tiny_model(tiny_config, use_ema=use_ema, dtype=MIXED)
     expected = tiny_reference["bpd_test_ema_final" if use_ema else "bpd_test_raw_final"]
     bpd = model.bits_per_dim(tiny_reference["x_test_u8"]).numpy()
     assert bpd.dtype == np.float32
@@ -52,7 +42,7 @@ def test_training_step_keeps_float32_state(tiny_config, tiny_reference):
 
 
 def test_samplers_in_bfloat16(tiny_config):
-    model = trained(tiny_config, MIXED)
+    model = trained_tiny_model(tiny_config, dtype=MIXED)
     u_mix, u_logistic = draw_noise(2, 5, 6, tiny_config.nr_logistic_mix, seed=9)
     naive = NaiveSampler(model)(u_mix, u_logistic).numpy()
     fast = CachedSampler(model)(u_mix, u_logistic).numpy()
@@ -60,7 +50,7 @@ def test_samplers_in_bfloat16(tiny_config):
     # both bfloat16, summed in different orders: a rare flip of one level changes what follows, so
     # the images agree in most sub-pixels, not all (86% here; unrelated samplers agree in ~1%)
     assert np.mean(naive == fast) > 0.75
-    float32 = CachedSampler(trained(tiny_config, "float32"))(u_mix, u_logistic).numpy()
+    float32 = CachedSampler(trained_tiny_model(tiny_config))(u_mix, u_logistic).numpy()
     assert np.mean(float32 == fast) > 0.5
 
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, TINY_FLAGS, small_config
-from pixelsnail_tf import tf1_checkpoint
+from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.images import round_to_levels
@@ -23,10 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def trained_tiny(tiny_config):
-    model = PixelSNAIL(tiny_config)
-    model.build((None, 8, 8, 3))
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=True)
-    return model
+    return trained_tiny_model(tiny_config)
 
 
 def test_replays_the_original_samples(trained_tiny, tiny_reference):
