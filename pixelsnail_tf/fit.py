@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from pixelsnail_tf import checkpointing, evaluation, tf1_checkpoint
+from pixelsnail_tf.cached_sampling import CachedSampler
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.images import float_to_uint8, image_grid
 from pixelsnail_tf.logistic_mixture import bits_per_dim
-from pixelsnail_tf.cached_sampling import CachedSampler
 from pixelsnail_tf.sampling import draw_noise
 
 
