@@ -50,6 +50,7 @@ flags.DEFINE_bool("shuffle", RUN_DEFAULTS.shuffle, "shuffle the training set eve
 flags.DEFINE_integer("num_samples", RUN_DEFAULTS.num_samples, "images drawn every save interval (0: none)")
 cli.define_model_flags()
 cli.define_precision_flag()
+cli.define_conv_algorithm_flag()
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
@@ -87,7 +88,7 @@ def main(argv):
         if len(train_images) < train_config.batch_size * strategy.num_replicas_in_sync:
             raise ValueError(f"{len(train_images)} training images are fewer than one global batch")
         trainer = Trainer(model_config, train_config, strategy,
-                          dtype=cli.dtype_policy(FLAGS.flag_values_dict()))
+                          **cli.model_options(FLAGS.flag_values_dict()))
         fit(trainer, (train_images, train_labels), (test_images, test_labels), run)
     except NonFiniteLoss as error:
         cli.fail(error)

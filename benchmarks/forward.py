@@ -30,7 +30,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
-    model = PixelSNAIL(config, dtype=cli.dtype_policy(FLAGS.flag_values_dict()))
+    model = PixelSNAIL(config, **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size
     images = np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, size, size, 3), np.uint8)
     model.build(images.shape)
@@ -40,6 +40,7 @@ def main(argv):
         model.log_prob(images).numpy()
     seconds = (time.perf_counter() - start) / FLAGS.iters
     result = {"images_per_sec": FLAGS.batch_size / seconds, "mixed_precision": FLAGS.mixed_precision,
+              "conv_algorithm": FLAGS.conv_algorithm,
               "seconds_per_batch": seconds,
               "batch_size": FLAGS.batch_size, "image_size": size, "model": config.model,
               "params": model.count_params(), "machine": machine(), "tensorflow": tf.__version__}

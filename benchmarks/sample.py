@@ -33,6 +33,7 @@ flags.DEFINE_integer("image_size", 32, "height and width of the images")
 flags.DEFINE_integer("naive_steps", 3, "pixel steps timed for the naive sampler")
 cli.define_model_flags()
 cli.define_precision_flag()
+cli.define_conv_algorithm_flag()
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
@@ -65,12 +66,13 @@ def time_naive(model, u_mix, u_logistic):
 def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
-    model = PixelSNAIL(config, dtype=cli.dtype_policy(FLAGS.flag_values_dict()))
+    model = PixelSNAIL(config, **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size
     model.build((None, size, size, 3))
     u_mix, u_logistic = draw_noise(FLAGS.num_samples, size, size, config.nr_logistic_mix, seed=0)
     seconds, details = (time_fast if FLAGS.sampler == "fast" else time_naive)(model, u_mix, u_logistic)
     result = {"seconds": seconds, "sampler": FLAGS.sampler, "mixed_precision": FLAGS.mixed_precision,
+              "conv_algorithm": FLAGS.conv_algorithm,
               "num_samples": FLAGS.num_samples,
               "image_size": size, "model": config.model, "params": model.count_params(), **details,
               "machine": machine(), "tensorflow": tf.__version__}

@@ -32,7 +32,7 @@ def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=FLAGS.dropout_p)
     trainer = Trainer(config, TrainConfig(batch_size=FLAGS.batch_size),
-                      dtype=cli.dtype_policy(FLAGS.flag_values_dict()))
+                      **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, size, size, 3),
                                                            np.uint8))
@@ -44,6 +44,7 @@ def main(argv):
     seconds = (time.perf_counter() - start) / FLAGS.iters
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     result = {"images_per_sec": FLAGS.batch_size / seconds, "mixed_precision": FLAGS.mixed_precision,
+              "conv_algorithm": FLAGS.conv_algorithm,
               "seconds_per_step": seconds,
               "peak_rss_mb": peak, "batch_size": FLAGS.batch_size, "image_size": size,
               "model": config.model, "params": trainer.model.count_params(), "machine": machine(),

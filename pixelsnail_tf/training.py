@@ -39,13 +39,13 @@ class TrainConfig:
 class Trainer:
     """Model, Polyak average and optimizer state of one run, placed by `strategy`."""
 
-    def __init__(self, model_config, train_config, strategy=None, dtype="float32"):
-        """dtype: the model's Keras dtype policy ("mixed_bfloat16": bfloat16 compute, float32 weights,
-        loss, gradients, Adam and averages)."""
+    def __init__(self, model_config, train_config, strategy=None, **model_options):
+        """model_options: PixelSNAIL's `dtype` ("mixed_bfloat16": bfloat16 compute, float32 weights,
+        loss, gradients, Adam and averages) and `conv_algorithm`."""
         self.config = train_config
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
-            self.model = PixelSNAIL(model_config, dtype=dtype)
+            self.model = PixelSNAIL(model_config, **model_options)
             self.model.build((None, 2, 2, 3))
             self.ema = PolyakAverage(self.model, train_config.polyak_decay)
             self.optimizer = checkpointing.original_adam(self.model)

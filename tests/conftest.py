@@ -26,11 +26,11 @@ def tiny_config():
     return ModelConfig(model=bundle["model"], dropout_p=bundle["dropout_p"], **bundle["model_opt"])
 
 
-def trained_tiny_model(config, use_ema=True, dtype="float32"):
+def trained_tiny_model(config, use_ema=True, **model_options):
     """The tiny bundle's trained checkpoint (made by the original code) loaded into our model."""
     from pixelsnail_tf import tf1_checkpoint
     from pixelsnail_tf.model import PixelSNAIL
-    model = PixelSNAIL(config, dtype=dtype)
+    model = PixelSNAIL(config, **model_options)
     model.build((None, 8, 8, 3))
     tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=use_ema)
     return model

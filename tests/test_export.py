@@ -121,3 +121,22 @@ def test_class_conditional_sample_signature(tmp_path):
                                                   class_label=tf.constant([2, 2, 2]))
     np.testing.assert_allclose(scored["log_likelihood"].numpy(),
                                model.log_prob(images, [2, 2, 2]).numpy(), rtol=1e-6)
+
+
+def xla_compiled_functions(saved_model_dir):
+    """Names of the SavedModel's functions that must be compiled by XLA."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+    library = proto.meta_graphs[0].graph_def.library
+    return [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
+
+
+def test_default_export_needs_no_xla(exported, tmp_path):
+    # TF Serving disables XLA:CPU JIT by default: the default export uses direct convolutions.
+    assert xla_compiled_functions(exported / "3") == []
+    run = subprocess.run([sys.executable, str(ROOT / "export.py"), f"--checkpoint={TINY / 'trained'}",
+                          *TINY_FLAGS, "--image_size=4,4", f"--export_dir={tmp_path}",
+                          "--conv_algorithm=winograd"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert any("transform_input" in name for name in xla_compiled_functions(tmp_path / "1"))

@@ -20,20 +20,17 @@ from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def trained_tiny(tiny_config):
-    return trained_tiny_model(tiny_config)
-
-
-def test_replays_the_original_samples(trained_tiny, tiny_reference):
-    sampler = NaiveSampler(trained_tiny, quantize=False)
+@pytest.mark.parametrize("conv_algorithm", ["winograd", "direct"])
+def test_replays_the_original_samples(tiny_config, tiny_reference, conv_algorithm):
+    sampler = NaiveSampler(trained_tiny_model(tiny_config, conv_algorithm=conv_algorithm), quantize=False)
     x = sampler(tiny_reference["sample_rand_u_mix"], tiny_reference["sample_rand_u_logistic"])
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_rand_x"], atol=1e-5)
-    # greedy: Gumbel term 0 (u = 1/e) and logistic noise 0 (u = 1/2); errors of ~1e-6 in the network
-    # output feed back through 64 continuous steps, hence the looser bound
+    # greedy: Gumbel term 0 (u = 1/e) and logistic noise 0 (u = 1/2). Here differences of ~1e-7 in the
+    # network output (summation order) grow ~1000x through 64 continuous steps: measured 3.7e-5 with
+    # the direct convolutions, 1.3e-4 with Winograd's. A wrong step would be off by > 1e-2.
     shape = tiny_reference["sample_greedy_x"].shape
     x = sampler(np.full(shape, math.exp(-1), np.float32), np.full(shape, 0.5, np.float32))
-    np.testing.assert_allclose(x.numpy(), tiny_reference["sample_greedy_x"], atol=1e-4)
+    np.testing.assert_allclose(x.numpy(), tiny_reference["sample_greedy_x"], atol=3e-4)
 
 
 @pytest.mark.parametrize("quantize", [True, False])

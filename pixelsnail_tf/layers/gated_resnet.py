@@ -25,10 +25,11 @@ class GatedResnet(keras.layers.Layer):
     added after the first convolution); `h` an optional conditioning vector [batch, K] (a learned
     [K, 2C] matrix, not weight-normalized, N(0, 0.05^2), adds h W to every pixel before the gate).
     Dropout (inverted, rate `dropout_p`) acts when `training` is true, the data-dependent init
-    pass included, as in the original.
+    pass included, as in the original. `conv_algorithm` goes to the convolutions (WeightNormConv2D).
     """
 
-    def __init__(self, conv="down_right_shifted", nonlinearity="elu", dropout_p=0.0, **kwargs):
+    def __init__(self, conv="down_right_shifted", nonlinearity="elu", dropout_p=0.0,
+                 conv_algorithm="winograd", **kwargs):
         kwargs.setdefault("autocast", False)  # computes in its input's dtype
         super().__init__(**kwargs)
         if conv not in CONVOLUTIONS:
@@ -36,15 +37,18 @@ class GatedResnet(keras.layers.Layer):
         self.conv = conv
         self.nonlinearity = nonlinearity
         self.dropout_p = float(dropout_p)
+        self.conv_algorithm = conv_algorithm
         self._f = get_nonlinearity(nonlinearity)
 
     def build(self, x_shape, a_shape=None, h_shape=None):
         channels = int(x_shape[-1])
         conv = CONVOLUTIONS[self.conv]
+        options = {} if conv is WeightNormDense else {"conv_algorithm": self.conv_algorithm}
         # Created in the original's order: first conv, auxiliary projection, second conv.
-        self.conv_in = conv(channels, name="conv_in")
+        self.conv_in = conv(channels, name="conv_in", **options)
         self.aux = WeightNormDense(channels, name="aux") if a_shape is not None else None
-        self.conv_out = conv(2 * channels, init_scale=SECOND_CONV_INIT_SCALE, name="conv_out")
+        self.conv_out = conv(2 * channels, init_scale=SECOND_CONV_INIT_SCALE, name="conv_out",
+                             **options)
         self.dropout = (keras.layers.Dropout(self.dropout_p, autocast=False) if self.dropout_p > 0
                         else None)
         self.hw = None
@@ -85,5 +89,6 @@ class GatedResnet(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(conv=self.conv, nonlinearity=self.nonlinearity, dropout_p=self.dropout_p)
+        config.update(conv=self.conv, nonlinearity=self.nonlinearity, dropout_p=self.dropout_p,
+                      conv_algorithm=self.conv_algorithm)
         return config

@@ -1,0 +1,89 @@
+"""Winograd F(2x2, k) convolution: the direct convolution's numbers, values and gradients."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import small_config
+from pixelsnail_tf.layers import WeightNormConv2D
+from pixelsnail_tf.layers.winograd import SUPPORTED_KERNEL_SIZES, winograd_conv2d
+from pixelsnail_tf.model import PixelSNAIL
+
+RNG = np.random.default_rng(0)
+
+
+def conv_float64(x, kernel, bias):
+    kh, kw = kernel.shape[:2]
+    out = np.zeros((x.shape[0], x.shape[1] - kh + 1, x.shape[2] - kw + 1, kernel.shape[-1]))
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            out[:, i, j] = np.einsum("bhwc,hwcd->bd", x[:, i:i + kh, j:j + kw].astype(np.float64),
+                                     kernel.astype(np.float64))
+    return out + bias
+
+
+def operands(kernel_size, out_height, out_width, channels=(5, 7)):
+    kh, kw = kernel_size
+    x = RNG.normal(size=(2, out_height + kh - 1, out_width + kw - 1, channels[0])).astype(np.float32)
+    kernel = RNG.normal(size=(kh, kw) + channels).astype(np.float32)
+    return x, kernel, RNG.normal(size=channels[1]).astype(np.float32)
+
+
+@pytest.mark.parametrize("kernel_size", SUPPORTED_KERNEL_SIZES)
+@pytest.mark.parametrize("out_size", [(4, 6), (3, 5), (1, 1)])  # odd sizes: one tile is cropped
+def test_equals_the_convolution_in_float64(kernel_size, out_size):
+    x, kernel, bias = operands(kernel_size, *out_size)
+    out = winograd_conv2d(tf.constant(x), tf.constant(kernel), tf.constant(bias)).numpy()
+    assert out.shape == (2,) + out_size + (7,)
+    np.testing.assert_allclose(out, conv_float64(x, kernel, bias), rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("kernel_size", SUPPORTED_KERNEL_SIZES)
+def test_gradients_equal_the_direct_convolution(kernel_size):
+    x, kernel, bias = (tf.constant(t) for t in operands(kernel_size, 4, 5))
+    weights = tf.constant(RNG.normal(size=(2, 4, 5, 7)).astype(np.float32))
+
+    def gradients(conv):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel, bias])
+            loss = tf.reduce_sum(tf.sin(conv(x, kernel, bias)) * weights)
+        return tape.gradient(loss, [x, kernel, bias])
+
+    direct = gradients(lambda x, k, b: tf.nn.conv2d(x, k, 1, "VALID") + b)
+    for ours, expected in zip(gradients(winograd_conv2d), direct):
+        np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=0,
+                                   atol=1e-5 * np.abs(expected.numpy()).max())
+
+
+def test_bfloat16_inputs_compute_in_bfloat16():
+    x, kernel, bias = operands((2, 2), 6, 6, channels=(64, 8))
+    out = winograd_conv2d(tf.cast(x, tf.bfloat16), tf.constant(kernel), tf.constant(bias, tf.bfloat16))
+    assert out.dtype == tf.bfloat16
+    expected = conv_float64(x, kernel, bias)
+    error = np.abs(tf.cast(out, tf.float32).numpy() - expected).max() / np.abs(expected).max()
+    assert error < 2e-2  # bfloat16 keeps 8 significant bits
+
+
+def test_conv_algorithm_is_checked():
+    with pytest.raises(ValueError, match="conv_algorithm"):
+        WeightNormConv2D(4, (2, 2), conv_algorithm="fft")
+
+
+@pytest.mark.parametrize("variant", ["h12_noup_smallkey", "model"])  # 2x2 convs; 2x2 and 2x3 convs
+def test_model_outputs_and_gradients_equal_the_direct_model(variant):
+    config = small_config(variant, num_classes=3)
+    models = {a: PixelSNAIL(config, conv_algorithm=a) for a in ("winograd", "direct")}
+    images = tf.constant(RNG.uniform(-1, 1, (2, 6, 5, 3)).astype(np.float32))
+    labels = tf.constant([0, 2])
+    for model in models.values():
+        model.build(images.shape)
+    models["direct"].set_weights(models["winograd"].get_weights())
+    results = {}
+    for name, model in models.items():
+        with tf.GradientTape() as tape:
+            params = model(images, labels)
+            loss = tf.reduce_sum(tf.sin(params))
+        results[name] = [params] + tape.gradient(loss, model.trainable_weights)
+    for ours, direct in zip(results["winograd"], results["direct"]):
+        np.testing.assert_allclose(ours.numpy(), direct.numpy(), rtol=0,
+                                   atol=1e-5 * np.abs(direct.numpy()).max())
