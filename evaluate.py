@@ -25,7 +25,7 @@ flags.DEFINE_integer("batch_size", 16, "images per forward pass")
 flags.DEFINE_string("json_out", None, "write {bpd, per_image_bpd, per_image_log_likelihood} here")
 cli.define_model_flags()
 cli.define_precision_flag()
-cli.define_conv_algorithm_flag()
+cli.define_kernels_flag()
 flags.adopt_module_key_flags(cli)  # --help lists the model flags too
 FLAGS = flags.FLAGS
 

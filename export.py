@@ -22,7 +22,7 @@ flags.DEFINE_string("image_size", "32,32", "H,W of the images the SavedModel tak
 flags.DEFINE_string("export_dir", None, "model base path of TF Serving", required=True)
 flags.DEFINE_integer("version", 1, "version folder under --export_dir (must not exist yet)")
 cli.define_model_flags()
-cli.define_conv_algorithm_flag(default="direct", note=" (winograd needs tensorflow_model_server "
+cli.define_kernels_flag(default="reference", note=" (fast needs tensorflow_model_server "
                                "--xla_cpu_compilation_enabled=true on CPU: TF Serving disables XLA JIT "
                                "by default)")
 flags.adopt_module_key_flags(cli)

@@ -36,7 +36,7 @@ flags.DEFINE_string("noise_from", None, "replay recorded noise: .npz with u_mix 
                     "u_logistic [S,H,W,3] (sets the number and size of the images)")
 cli.define_model_flags()
 cli.define_precision_flag()
-cli.define_conv_algorithm_flag()
+cli.define_kernels_flag()
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 

@@ -50,7 +50,7 @@ flags.DEFINE_bool("shuffle", RUN_DEFAULTS.shuffle, "shuffle the training set eve
 flags.DEFINE_integer("num_samples", RUN_DEFAULTS.num_samples, "images drawn every save interval (0: none)")
 cli.define_model_flags()
 cli.define_precision_flag()
-cli.define_conv_algorithm_flag()
+cli.define_kernels_flag()
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 

@@ -16,7 +16,7 @@ def define_flags(what):
     flags.DEFINE_integer("image_size", 32, "height and width of the images")
     cli.define_model_flags()
     cli.define_precision_flag()
-    cli.define_conv_algorithm_flag()
+    cli.define_kernels_flag()
     flags.adopt_module_key_flags(cli)
 
 

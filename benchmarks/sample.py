@@ -33,7 +33,7 @@ flags.DEFINE_integer("image_size", 32, "height and width of the images")
 flags.DEFINE_integer("naive_steps", 3, "pixel steps timed for the naive sampler")
 cli.define_model_flags()
 cli.define_precision_flag()
-cli.define_conv_algorithm_flag()
+cli.define_kernels_flag()
 flags.adopt_module_key_flags(cli)
 FLAGS = flags.FLAGS
 
@@ -72,7 +72,7 @@ def main(argv):
     u_mix, u_logistic = draw_noise(FLAGS.num_samples, size, size, config.nr_logistic_mix, seed=0)
     seconds, details = (time_fast if FLAGS.sampler == "fast" else time_naive)(model, u_mix, u_logistic)
     result = {"seconds": seconds, "sampler": FLAGS.sampler, "mixed_precision": FLAGS.mixed_precision,
-              "conv_algorithm": FLAGS.conv_algorithm,
+              "kernels": FLAGS.kernels,
               "num_samples": FLAGS.num_samples,
               "image_size": size, "model": config.model, "params": model.count_params(), **details,
               "machine": machine(), "tensorflow": tf.__version__}

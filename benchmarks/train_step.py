@@ -44,7 +44,7 @@ def main(argv):
     seconds = (time.perf_counter() - start) / FLAGS.iters
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     result = {"images_per_sec": FLAGS.batch_size / seconds, "mixed_precision": FLAGS.mixed_precision,
-              "conv_algorithm": FLAGS.conv_algorithm,
+              "kernels": FLAGS.kernels,
               "seconds_per_step": seconds,
               "peak_rss_mb": peak, "batch_size": FLAGS.batch_size, "image_size": size,
               "model": config.model, "params": trainer.model.count_params(), "machine": machine(),

@@ -12,7 +12,7 @@ from absl import flags
 
 from pixelsnail_tf import checkpointing, tf1_checkpoint
 from pixelsnail_tf.config import VARIANTS, ModelConfig
-from pixelsnail_tf.layers.weight_norm import CONV_ALGORITHMS
+from pixelsnail_tf.layers.kernels import KERNELS
 from pixelsnail_tf.model import PixelSNAIL
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
@@ -41,7 +41,7 @@ def define_model_flags(flag_values=flags.FLAGS):
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
-# --mixed_precision and --conv_algorithm say how the model computes, not what: checkpoints do not
+# --mixed_precision and --kernels say how the model computes, not what: checkpoints do not
 # depend on them.
 def define_precision_flag(flag_values=flags.FLAGS):
     flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS),
@@ -50,17 +50,18 @@ def define_precision_flag(flag_values=flags.FLAGS):
                       "the likelihood stay float32", flag_values=flag_values)
 
 
-def define_conv_algorithm_flag(flag_values=flags.FLAGS, default="winograd", note=""):
-    flags.DEFINE_enum("conv_algorithm", default, list(CONV_ALGORITHMS),
-                      "winograd: the causal 2x2/2x3 convolutions by Winograd F(2x2,k) with XLA-compiled "
-                      "transforms (the same sums in fewer multiplies, ~1.5x faster on CPU); direct: "
-                      "tf.nn.conv2d, as the original" + note, flag_values=flag_values)
+def define_kernels_flag(flag_values=flags.FLAGS, default="fast", note=""):
+    flags.DEFINE_enum("kernels", default, list(KERNELS),
+                      "fast: the causal 2x2/2x3 convolutions by Winograd F(2x2,k) and the gated layers' "
+                      "elementwise chains fused, with XLA (the same math, ~1.3x faster on CPU); "
+                      "reference: TensorFlow's own ops (tf.nn.conv2d, ...), as the original" + note,
+                      flag_values=flag_values)
 
 
 def model_options(values):
-    """PixelSNAIL keyword arguments (dtype, conv_algorithm) for the compute flags in `values`."""
+    """PixelSNAIL keyword arguments (dtype, kernels) for the compute flags in `values`."""
     return {"dtype": PRECISIONS[values.get("mixed_precision") or "float32"],
-            "conv_algorithm": values.get("conv_algorithm") or "winograd"}
+            "kernels": values.get("kernels") or "fast"}
 
 
 def model_config_from_flags(values, **extra):

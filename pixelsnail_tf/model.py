@@ -16,6 +16,7 @@ from pixelsnail_tf import images as image_checks
 from pixelsnail_tf.config import ModelConfig
 from pixelsnail_tf.layers.attention import CausalAttentionBlock
 from pixelsnail_tf.layers.gated_resnet import GatedResnet
+from pixelsnail_tf.layers.kernels import check_kernels
 from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownShiftedConv2D, down_shift,
                                          right_shift)
 from pixelsnail_tf.layers.weight_norm import WeightNormDense
@@ -34,21 +35,22 @@ class PixelSNAIL(keras.Model):
     weights (normalized in float32, then cast); the attention softmax, the output layer, the mixture
     and the data-dependent init stay float32. Checkpoints do not depend on it.
 
-    `conv_algorithm="winograd"` (default) computes the 2x2 and 2x3 causal convolutions by Winograd
-    F(2x2, k) (layers/winograd.py; same sums, about 1.5x faster on CPU); "direct" uses tf.nn.conv2d
-    as the original. Checkpoints do not depend on it either.
+    `kernels="fast"` (default) computes the 2x2 and 2x3 causal convolutions by Winograd F(2x2, k) and
+    fuses the gated layers' elementwise chains with XLA (layers/kernels.py: the same math, ~1.3x
+    faster on CPU); "reference" uses TensorFlow's own ops, as the original. Checkpoints do not
+    depend on it either.
     """
 
-    def __init__(self, config=None, conv_algorithm="winograd", **kwargs):
+    def __init__(self, config=None, kernels="fast", **kwargs):
         kwargs.setdefault("autocast", False)  # the compute dtype is applied in `call`, explicitly
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = ModelConfig(**config)
         self.config = config or ModelConfig()
         c = self.config
-        self.conv_algorithm = conv_algorithm
-        conv = dict(conv_algorithm=conv_algorithm)
-        resnet = dict(nonlinearity=c.resnet_nonlinearity, dropout_p=c.dropout_p)
+        self.kernels = check_kernels(kernels)
+        conv = dict(kernels=kernels)
+        resnet = dict(nonlinearity=c.resnet_nonlinearity, dropout_p=c.dropout_p, kernels=kernels)
         vertical = c.variant.vertical_stream
         # Layers are created in the original's order (see weight_norm_layers).
         self.u_stem = (DownShiftedConv2D(c.nr_filters, (2, 3), name="u_stem", **conv) if vertical
@@ -57,10 +59,10 @@ class PixelSNAIL(keras.Model):
         self.ul_stem_right = DownRightShiftedConv2D(c.nr_filters, (2, 1), name="ul_stem_right", **conv)
         self.u_resnets, self.ul_resnets, self.attention = [], [], []
         for b in range(c.num_blocks):
-            self.u_resnets.append([GatedResnet("down_shifted", name=f"u_resnet_{b}_{r}", **resnet, **conv)
+            self.u_resnets.append([GatedResnet("down_shifted", name=f"u_resnet_{b}_{r}", **resnet)
                                    for r in range(c.nr_resnet)] if vertical else [])
             self.ul_resnets.append([GatedResnet("down_right_shifted", name=f"ul_resnet_{b}_{r}",
-                                                **resnet, **conv) for r in range(c.nr_resnet)])
+                                                **resnet) for r in range(c.nr_resnet)])
             self.attention.append(CausalAttentionBlock(
                 c.key_size, c.value_size, c.variant.att_downsample, name=f"attention_{b}", **resnet))
         self.head = WeightNormDense(10 * c.nr_logistic_mix, name="head")
@@ -131,7 +133,7 @@ class PixelSNAIL(keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name, "dtype": self.dtype_policy.name,
-                "conv_algorithm": self.conv_algorithm}
+                "kernels": self.kernels}
 
     @classmethod
     def from_config(cls, config):

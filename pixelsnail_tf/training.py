@@ -41,7 +41,7 @@ class Trainer:
 
     def __init__(self, model_config, train_config, strategy=None, **model_options):
         """model_options: PixelSNAIL's `dtype` ("mixed_bfloat16": bfloat16 compute, float32 weights,
-        loss, gradients, Adam and averages) and `conv_algorithm`."""
+        loss, gradients, Adam and averages) and `kernels`."""
         self.config = train_config
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():

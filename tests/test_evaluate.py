@@ -104,17 +104,17 @@ MODEL_FLAGS = ["--model", "--nr_resnet", "--nr_filters", "--nr_logistic_mix", "-
 
 @pytest.mark.parametrize("command, own_flags", [
     (["evaluate.py"], ["--checkpoint", "--[no]ema", "--dataset", "--data_dir", "--images", "--json_out",
-                       "--batch_size", "--mixed_precision", "--conv_algorithm"]),
+                       "--batch_size", "--mixed_precision", "--kernels"]),
     (["sample.py"], ["--checkpoint", "--[no]ema", "--num_samples", "--batch_size", "--seed",
                      "--class_label", "--image_size", "--out_dir", "--[no]original_sampling",
-                     "--noise_from", "--sampler", "--mixed_precision", "--conv_algorithm"]),
+                     "--noise_from", "--sampler", "--mixed_precision", "--kernels"]),
     (["export.py"], ["--checkpoint", "--[no]ema", "--image_size", "--export_dir", "--version",
-                     "--conv_algorithm"]),
+                     "--kernels"]),
     (["train.py"], ["--dataset", "--data_set", "--data_dir", "--save_dir", "--save_interval",
                     "--init_checkpoint", "--[no]class_conditional", "--learning_rate", "--lr_decay",
                     "--batch_size", "--init_batch_size", "--dropout_p", "--max_epochs", "--nr_gpu",
                     "--polyak_decay", "--seed", "--[no]shuffle", "--num_samples", "--preset",
-                    "--mixed_precision", "--conv_algorithm"]),
+                    "--mixed_precision", "--kernels"]),
     (["-m", "pixelsnail_tf.convert"], ["--tf1_checkpoint", "--checkpoint", "--[no]to_tf1", "--save_dir",
                                        "--dropout_p"]),
 ])

@@ -133,10 +133,10 @@ def xla_compiled_functions(saved_model_dir):
 
 
 def test_default_export_needs_no_xla(exported, tmp_path):
-    # TF Serving disables XLA:CPU JIT by default: the default export uses direct convolutions.
+    # TF Serving disables XLA:CPU JIT by default: the default export uses the reference kernels.
     assert xla_compiled_functions(exported / "3") == []
     run = subprocess.run([sys.executable, str(ROOT / "export.py"), f"--checkpoint={TINY / 'trained'}",
                           *TINY_FLAGS, "--image_size=4,4", f"--export_dir={tmp_path}",
-                          "--conv_algorithm=winograd"], capture_output=True, text=True, env=ENV, timeout=300)
+                          "--kernels=fast"], capture_output=True, text=True, env=ENV, timeout=300)
     assert run.returncode == 0, run.stderr
     assert any("transform_input" in name for name in xla_compiled_functions(tmp_path / "1"))

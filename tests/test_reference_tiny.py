@@ -5,7 +5,7 @@ import pytest
 
 from conftest import TINY
 from pixelsnail_tf import tf1_checkpoint
-from pixelsnail_tf.layers.weight_norm import CONV_ALGORITHMS
+from pixelsnail_tf.layers.kernels import KERNELS
 from pixelsnail_tf.model import PixelSNAIL
 
 RTOL = 1e-5
@@ -15,10 +15,10 @@ def relative_error(actual, expected):
     return np.max(np.abs(actual - expected)) / np.max(np.abs(expected))
 
 
-@pytest.fixture(scope="module", params=CONV_ALGORITHMS)
+@pytest.fixture(scope="module", params=KERNELS)
 def model(tiny_config, request):
-    """Both ways of computing the convolutions: Winograd (default) and the original's direct one."""
-    m = PixelSNAIL(tiny_config, conv_algorithm=request.param)
+    """Both kernels: fast (the default) and reference (TensorFlow's own ops, as the original)."""
+    m = PixelSNAIL(tiny_config, kernels=request.param)
     m.build((None, 8, 8, 3))
     return m
 

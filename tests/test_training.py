@@ -72,9 +72,9 @@ def test_learning_rate_schedule(tiny_reference):
     np.testing.assert_array_equal(np.float32(lrs), np.float32(tiny_reference["lr"]))
 
 
-@pytest.mark.parametrize("conv_algorithm", ["winograd", "direct"])
-def test_gradients_equal_the_original(tiny_config, tiny_reference, conv_algorithm):
-    trainer = Trainer(tiny_config, bundle_train_config(tiny_reference), conv_algorithm=conv_algorithm)
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
+def test_gradients_equal_the_original(tiny_config, tiny_reference, kernels):
+    trainer = Trainer(tiny_config, bundle_train_config(tiny_reference), kernels=kernels)
     entries = start_from_bundle(trainer)
     loss, grads = trainer._replica_loss_and_gradients(tf.constant(tiny_reference["x_train_u8"][0]), None)
     np.testing.assert_allclose(float(loss), tiny_reference["train_loss"][0], rtol=1e-6)

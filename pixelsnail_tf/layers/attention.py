@@ -113,12 +113,13 @@ class CausalAttentionBlock(keras.layers.Layer):
     """The attention block of the PixelSNAIL models (ORIGINAL.md 4.3).
 
     keys/values from a gated 1x1 layer on [x, ul, background], queries from one on [ul, background];
-    the attention result enters a last gated 1x1 layer on ul as its auxiliary input.
+    the attention result enters a last gated 1x1 layer on ul as its auxiliary input. `kernels` goes
+    to the gated layers (layers/kernels.py).
     x is the current image itself (unshifted): legal because the mask is strict.
     """
 
     def __init__(self, key_size, value_size, downsample=1, nonlinearity="elu", dropout_p=0.0,
-                 **kwargs):
+                 kernels="fast", **kwargs):
         kwargs.setdefault("autocast", False)  # computes in its input's dtype
         super().__init__(**kwargs)
         self.key_size = int(key_size)
@@ -126,7 +127,8 @@ class CausalAttentionBlock(keras.layers.Layer):
         self.downsample = int(downsample)
         self.nonlinearity = nonlinearity
         self.dropout_p = float(dropout_p)
-        gated = dict(conv="nin", nonlinearity=nonlinearity, dropout_p=dropout_p)
+        self.kernels = kernels
+        gated = dict(conv="nin", nonlinearity=nonlinearity, dropout_p=dropout_p, kernels=kernels)
         # Created in the original's order.
         self.kv_resnet = GatedResnet(name="kv_resnet", **gated)
         self.kv_projection = WeightNormDense(self.key_size + self.value_size, name="kv_projection")
@@ -157,5 +159,5 @@ class CausalAttentionBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(key_size=self.key_size, value_size=self.value_size,
                       downsample=self.downsample, nonlinearity=self.nonlinearity,
-                      dropout_p=self.dropout_p)
+                      dropout_p=self.dropout_p, kernels=self.kernels)
         return config

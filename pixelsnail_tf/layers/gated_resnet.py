@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from pixelsnail_tf.layers.kernels import check_kernels, xla_fused
 from pixelsnail_tf.layers.nonlinearities import get_nonlinearity
 from pixelsnail_tf.layers.shifts import DownRightShiftedConv2D, DownShiftedConv2D
 from pixelsnail_tf.layers.weight_norm import WeightNormDense
@@ -17,6 +18,15 @@ CONVOLUTIONS = {
 SECOND_CONV_INIT_SCALE = 0.1
 
 
+def gated_sum(x, c):
+    """x + value * sigmoid(gate) for [value, gate] = c (split along channels)."""
+    value, gate = tf.split(c, 2, axis=-1)
+    return x + value * tf.sigmoid(gate)
+
+
+GATED_SUM = {"reference": gated_sum, "fast": xla_fused(gated_sum)}
+
+
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class GatedResnet(keras.layers.Layer):
     """x + value * sigmoid(gate), where [value, gate] = conv(dropout(f(conv(f(x)) + nin(f(a))))) + h W.
@@ -25,11 +35,12 @@ class GatedResnet(keras.layers.Layer):
     added after the first convolution); `h` an optional conditioning vector [batch, K] (a learned
     [K, 2C] matrix, not weight-normalized, N(0, 0.05^2), adds h W to every pixel before the gate).
     Dropout (inverted, rate `dropout_p`) acts when `training` is true, the data-dependent init
-    pass included, as in the original. `conv_algorithm` goes to the convolutions (WeightNormConv2D).
+    pass included, as in the original. `kernels` (layers/kernels.py): "fast" (Winograd convolutions,
+    XLA-fused nonlinearities and gate) or "reference" (TensorFlow's own ops, as the original).
     """
 
     def __init__(self, conv="down_right_shifted", nonlinearity="elu", dropout_p=0.0,
-                 conv_algorithm="winograd", **kwargs):
+                 kernels="fast", **kwargs):
         kwargs.setdefault("autocast", False)  # computes in its input's dtype
         super().__init__(**kwargs)
         if conv not in CONVOLUTIONS:
@@ -37,13 +48,14 @@ class GatedResnet(keras.layers.Layer):
         self.conv = conv
         self.nonlinearity = nonlinearity
         self.dropout_p = float(dropout_p)
-        self.conv_algorithm = conv_algorithm
-        self._f = get_nonlinearity(nonlinearity)
+        self.kernels = check_kernels(kernels)
+        self._f = get_nonlinearity(nonlinearity, kernels)
+        self._gated_sum = GATED_SUM[kernels]
 
     def build(self, x_shape, a_shape=None, h_shape=None):
         channels = int(x_shape[-1])
         conv = CONVOLUTIONS[self.conv]
-        options = {} if conv is WeightNormDense else {"conv_algorithm": self.conv_algorithm}
+        options = {} if conv is WeightNormDense else {"kernels": self.kernels}
         # Created in the original's order: first conv, auxiliary projection, second conv.
         self.conv_in = conv(channels, name="conv_in", **options)
         self.aux = WeightNormDense(channels, name="aux") if a_shape is not None else None
@@ -84,11 +96,10 @@ class GatedResnet(keras.layers.Layer):
             for _ in range(len(c.shape) - 2):
                 conditioning = conditioning[:, None]  # [B, 2C] -> [B, 1, ..., 1, 2C]
             c = c + conditioning
-        value, gate = tf.split(c, 2, axis=-1)
-        return x + value * tf.sigmoid(gate)
+        return self._gated_sum(x, c)
 
     def get_config(self):
         config = super().get_config()
         config.update(conv=self.conv, nonlinearity=self.nonlinearity, dropout_p=self.dropout_p,
-                      conv_algorithm=self.conv_algorithm)
+                      kernels=self.kernels)
         return config

@@ -11,8 +11,7 @@ import keras
 import tensorflow as tf
 
 from pixelsnail_tf.layers import winograd
-
-CONV_ALGORITHMS = ("winograd", "direct")
+from pixelsnail_tf.layers.kernels import check_kernels
 
 
 class _WeightNorm(keras.layers.Layer):
@@ -59,24 +58,21 @@ class WeightNormConv2D(_WeightNorm):
     """Stride-1 conv2d with W = g * V / ||V|| (norm over kh, kw, in per output channel).
 
     `padding` is VALID or SAME; the causal convolutions subclass this and pad the input themselves.
-    `conv_algorithm`: "winograd" computes VALID convolutions with 2x2, 2x3, 3x2 or 3x3 kernels by
-    Winograd F(2x2, k) (`winograd.py`: the same sums in fewer multiplies, about 1.5x faster on CPU);
-    "direct" (and any other kernel) uses tf.nn.conv2d, as the original.
+    `kernels="fast"` computes VALID convolutions with 2x2, 2x3, 3x2 or 3x3 kernels by Winograd
+    F(2x2, k) (`winograd.py`: the same sums in fewer multiplies, about 1.5x faster on CPU);
+    "reference" (and any other kernel size) uses tf.nn.conv2d, as the original.
     """
 
     tf1_scope = "conv2d"
     init_epsilon = 1e-8
 
     def __init__(self, filters, kernel_size, init_scale=1.0, padding="VALID",
-                 conv_algorithm="winograd", **kwargs):
+                 kernels="fast", **kwargs):
         super().__init__(filters, init_scale=init_scale, **kwargs)
-        if conv_algorithm not in CONV_ALGORITHMS:
-            raise ValueError(f"unknown conv_algorithm {conv_algorithm!r}; choose one of "
-                             + ", ".join(CONV_ALGORITHMS))
+        self.kernels = check_kernels(kernels)
         self.kernel_size = tuple(int(k) for k in kernel_size)
         self.padding = padding.upper()
-        self.conv_algorithm = conv_algorithm
-        self._winograd = (conv_algorithm == "winograd" and self.padding == "VALID"
+        self._winograd = (kernels == "fast" and self.padding == "VALID"
                           and self.kernel_size in winograd.SUPPORTED_KERNEL_SIZES)
 
     def _kernel_shape(self, input_channels):
@@ -107,7 +103,7 @@ class WeightNormConv2D(_WeightNorm):
         config = super().get_config()
         config.pop("units")
         config.update(filters=self.units, kernel_size=self.kernel_size, padding=self.padding,
-                      conv_algorithm=self.conv_algorithm)
+                      kernels=self.kernels)
         return config
 
 

@@ -1,11 +1,14 @@
-"""Winograd F(2x2, k) convolution: the direct convolution's numbers, values and gradients."""
+"""The fast kernels compute the reference ones' numbers: Winograd F(2x2, k) convolutions (values and
+gradients), the XLA-fused nonlinearities and gate, and whole models."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import small_config
-from pixelsnail_tf.layers import WeightNormConv2D
+from pixelsnail_tf.layers import GatedResnet, WeightNormConv2D
+from pixelsnail_tf.layers.gated_resnet import GATED_SUM
+from pixelsnail_tf.layers.nonlinearities import NONLINEARITIES, get_nonlinearity
 from pixelsnail_tf.layers.winograd import SUPPORTED_KERNEL_SIZES, winograd_conv2d
 from pixelsnail_tf.model import PixelSNAIL
 
@@ -64,26 +67,48 @@ def test_bfloat16_inputs_compute_in_bfloat16():
     assert error < 2e-2  # bfloat16 keeps 8 significant bits
 
 
-def test_conv_algorithm_is_checked():
-    with pytest.raises(ValueError, match="conv_algorithm"):
-        WeightNormConv2D(4, (2, 2), conv_algorithm="fft")
+@pytest.mark.parametrize("make", [lambda: WeightNormConv2D(4, (2, 2), kernels="xla"),
+                                  lambda: GatedResnet(kernels="xla"),
+                                  lambda: get_nonlinearity("elu", kernels="xla")])
+def test_kernels_are_checked(make):
+    with pytest.raises(ValueError, match="unknown kernels 'xla'; choose one of fast, reference"):
+        make()
+
+
+@pytest.mark.parametrize("name", sorted(NONLINEARITIES))
+def test_fused_nonlinearities_equal_the_reference(name):
+    x = tf.constant(RNG.normal(size=(2, 3, 4, 5)).astype(np.float32) * 3)
+    fused, reference = get_nonlinearity(name, "fast")(x), get_nonlinearity(name, "reference")(x)
+    np.testing.assert_allclose(fused.numpy(), reference.numpy(), rtol=1e-6, atol=1e-7)
+    in_bfloat16 = get_nonlinearity(name, "fast")(tf.cast(x, tf.bfloat16))
+    assert in_bfloat16.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(in_bfloat16, tf.float32).numpy(), reference.numpy(), rtol=1e-2,
+                               atol=1e-2)
+
+
+def test_fused_gated_sum_equals_the_reference():
+    x = tf.constant(RNG.normal(size=(2, 3, 4, 5)).astype(np.float32))
+    c = tf.constant(RNG.normal(size=(2, 3, 4, 10)).astype(np.float32) * 3)
+    fused = GATED_SUM["fast"](x, c).numpy()
+    np.testing.assert_allclose(fused, x + c[..., :5] / (1 + np.exp(-c[..., 5:])), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fused, GATED_SUM["reference"](x, c).numpy(), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("variant", ["h12_noup_smallkey", "model"])  # 2x2 convs; 2x2 and 2x3 convs
-def test_model_outputs_and_gradients_equal_the_direct_model(variant):
+def test_model_outputs_and_gradients_equal_the_reference_model(variant):
     config = small_config(variant, num_classes=3)
-    models = {a: PixelSNAIL(config, conv_algorithm=a) for a in ("winograd", "direct")}
+    models = {a: PixelSNAIL(config, kernels=a) for a in ("fast", "reference")}
     images = tf.constant(RNG.uniform(-1, 1, (2, 6, 5, 3)).astype(np.float32))
     labels = tf.constant([0, 2])
     for model in models.values():
         model.build(images.shape)
-    models["direct"].set_weights(models["winograd"].get_weights())
+    models["reference"].set_weights(models["fast"].get_weights())
     results = {}
     for name, model in models.items():
         with tf.GradientTape() as tape:
             params = model(images, labels)
             loss = tf.reduce_sum(tf.sin(params))
         results[name] = [params] + tape.gradient(loss, model.trainable_weights)
-    for ours, direct in zip(results["winograd"], results["direct"]):
+    for ours, direct in zip(results["fast"], results["reference"]):
         np.testing.assert_allclose(ours.numpy(), direct.numpy(), rtol=0,
                                    atol=1e-5 * np.abs(direct.numpy()).max())
