@@ -49,8 +49,7 @@ class GatedResnet(keras.layers.Layer):
         self.nonlinearity = nonlinearity
         self.dropout_p = float(dropout_p)
         self.kernels = check_kernels(kernels)
-        self._f = get_nonlinearity(nonlinearity, kernels)
-        self._gated_sum = GATED_SUM[kernels]
+        get_nonlinearity(nonlinearity)  # checks the name
 
     def build(self, x_shape, a_shape=None, h_shape=None):
         channels = int(x_shape[-1])
@@ -77,13 +76,17 @@ class GatedResnet(keras.layers.Layer):
         return self.residual(x, lambda t: self.conv_in(t, init=init), lambda t: self.conv_out(t, init=init),
                              lambda t: self.aux(t, init=init), a=a, h=h, training=training)
 
-    def residual(self, x, conv_in, conv_out, aux=None, a=None, h=None, training=False):
+    def residual(self, x, conv_in, conv_out, aux=None, a=None, h=None, training=False,
+                 elementwise=None):
         """The layer's math with its linear maps given as functions of their input.
 
         `call` passes the sublayers themselves; the cached sampler passes their one-pixel and
-        one-row versions, on x of any rank [B, ..., C].
+        one-row versions, on x of any rank [B, ..., C], with elementwise="reference": on a few
+        pixels, launching a compiled chain costs more than its separate ops. The default is the
+        layer's `kernels`.
         """
-        f = self._f
+        kernels = elementwise or self.kernels
+        f = get_nonlinearity(self.nonlinearity, kernels)
         c = conv_in(f(x))
         if a is not None:
             c = c + aux(f(a))
@@ -96,7 +99,7 @@ class GatedResnet(keras.layers.Layer):
             for _ in range(len(c.shape) - 2):
                 conditioning = conditioning[:, None]  # [B, 2C] -> [B, 1, ..., 1, 2C]
             c = c + conditioning
-        return self._gated_sum(x, c)
+        return GATED_SUM[kernels](x, c)
 
     def get_config(self):
         config = super().get_config()

@@ -22,8 +22,26 @@ def check_kernels(kernels):
 
 def xla_fused(fn):
     """fn(*tensors) compiled by XLA into one pass: computed in float32, returned in the first
-    input's dtype."""
+    input's dtype. Its gradient is compiled too and recomputes fn from the inputs, so that training
+    keeps only the inputs (in their own dtype), not float32 intermediates."""
+    def in_float32(tensors):
+        return [tf.cast(t, tf.float32) for t in tensors]
+
+    @tf.function(jit_compile=True)
+    def forward(*tensors):
+        return tf.cast(fn(*in_float32(tensors)), tensors[0].dtype)
+
+    @tf.function(jit_compile=True)
+    def backward(upstream, *tensors):
+        inputs = in_float32(tensors)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            out = fn(*inputs)
+        grads = tape.gradient(out, inputs, output_gradients=tf.cast(upstream, tf.float32))
+        return [tf.cast(g, t.dtype) for g, t in zip(grads, tensors)]
+
+    @tf.custom_gradient
     def fused(*tensors):
-        return tf.cast(fn(*(tf.cast(t, tf.float32) for t in tensors)), tensors[0].dtype)
-    fused.__name__ = f"fused_{fn.__name__}"
-    return tf.function(fused, jit_compile=True)
+        return forward(*tensors), lambda upstream: backward(upstream, *tensors)
+
+    return fused
