@@ -53,7 +53,7 @@ def define_precision_flag(flag_values=flags.FLAGS):
 def define_kernels_flag(flag_values=flags.FLAGS, default="fast", note=""):
     flags.DEFINE_enum("kernels", default, list(KERNELS),
                       "fast: the causal 2x2/2x3 convolutions by Winograd F(2x2,k) and the gated layers' "
-                      "elementwise chains fused, with XLA (the same math, ~1.3x faster on CPU); "
+                      "elementwise chains fused, with XLA (the same math, ~1.25x faster on CPU); "
                       "reference: TensorFlow's own ops (tf.nn.conv2d, ...), as the original" + note,
                       flag_values=flag_values)
 

@@ -36,7 +36,7 @@ class PixelSNAIL(keras.Model):
     and the data-dependent init stay float32. Checkpoints do not depend on it.
 
     `kernels="fast"` (default) computes the 2x2 and 2x3 causal convolutions by Winograd F(2x2, k) and
-    fuses the gated layers' elementwise chains with XLA (layers/kernels.py: the same math, ~1.3x
+    fuses the gated layers' elementwise chains with XLA (layers/kernels.py: the same math, ~1.25x
     faster on CPU); "reference" uses TensorFlow's own ops, as the original. Checkpoints do not
     depend on it either.
     """
