@@ -11,18 +11,13 @@ from pixelsnail_tf.layers.gated_resnet import GATED_SUM
 from pixelsnail_tf.layers.nonlinearities import NONLINEARITIES, get_nonlinearity
 from pixelsnail_tf.layers.winograd import SUPPORTED_KERNEL_SIZES, winograd_conv2d
 from pixelsnail_tf.model import PixelSNAIL
+from test_layers import numpy_conv_valid
 
 RNG = np.random.default_rng(0)
 
 
 def conv_float64(x, kernel, bias):
-    kh, kw = kernel.shape[:2]
-    out = np.zeros((x.shape[0], x.shape[1] - kh + 1, x.shape[2] - kw + 1, kernel.shape[-1]))
-    for i in range(out.shape[1]):
-        for j in range(out.shape[2]):
-            out[:, i, j] = np.einsum("bhwc,hwcd->bd", x[:, i:i + kh, j:j + kw].astype(np.float64),
-                                     kernel.astype(np.float64))
-    return out + bias
+    return numpy_conv_valid(x.astype(np.float64), kernel.astype(np.float64)) + bias
 
 
 def operands(kernel_size, out_height, out_width, channels=(5, 7)):
