@@ -150,8 +150,14 @@ class _AttentionCache:
         return tf.tensor_scatter_nd_update(cache, index, tf.cast(new, cache.dtype))
 
 
+def _activated(t, f):
+    """f(t), or t where f is None: the linear maps given to GatedResnet.residual apply f first."""
+    return t if f is None else f(t)
+
+
 def _dense_resnet(resnet, dtype):
-    return (resnet.conv_in.linear(dtype), resnet.conv_out.linear(dtype),
+    conv_in, conv_out = resnet.conv_in.linear(dtype), resnet.conv_out.linear(dtype)
+    return (lambda t, f: conv_in(_activated(t, f)), lambda t, f: conv_out(_activated(t, f)),
             resnet.aux and resnet.aux.linear(dtype))
 
 
@@ -233,8 +239,8 @@ class _CachedNetwork:
         states = list(state["row_convs"])
 
         def row_conv(i):
-            def apply(t):
-                out, states[i] = self.row_convs[i](states[i], t)
+            def apply(t, f=None):
+                out, states[i] = self.row_convs[i](states[i], _activated(t, f))
                 return out
             return apply
 
@@ -270,8 +276,8 @@ class _CachedNetwork:
             new_rows = list(rows)
 
             def pixel_conv(i):
-                def apply(t):
-                    out, new_rows[i] = convs[i].step(rows[i], above[i], c, t)
+                def apply(t, f=None):
+                    out, new_rows[i] = convs[i].step(rows[i], above[i], c, _activated(t, f))
                     return out
                 return apply
 

@@ -139,4 +139,4 @@ def test_default_export_needs_no_xla(exported, tmp_path):
                           *TINY_FLAGS, "--image_size=4,4", f"--export_dir={tmp_path}",
                           "--kernels=fast"], capture_output=True, text=True, env=ENV, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert any("transform_input" in name for name in xla_compiled_functions(tmp_path / "1"))
+    assert any("transform_output" in name for name in xla_compiled_functions(tmp_path / "1"))

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from pixelsnail_tf.layers.kernels import check_kernels, xla_fused
-from pixelsnail_tf.layers.nonlinearities import get_nonlinearity
+from pixelsnail_tf.layers.nonlinearities import activated_channels, get_nonlinearity
 from pixelsnail_tf.layers.shifts import DownRightShiftedConv2D, DownShiftedConv2D
 from pixelsnail_tf.layers.weight_norm import WeightNormDense
 
@@ -67,18 +67,29 @@ class GatedResnet(keras.layers.Layer):
             self.hw = self.add_weight(
                 name="hw", shape=(int(h_shape[-1]), 2 * channels),
                 initializer=keras.initializers.RandomNormal(stddev=0.05))
+        # Built here, not on their first call: they are called on inputs before the nonlinearity,
+        # which may change the channel count (concat_elu doubles it).
+        activated = activated_channels(self.nonlinearity, channels)
+        self.conv_in.build((None, activated))
+        if self.aux is not None:
+            self.aux.build((None, activated_channels(self.nonlinearity, int(a_shape[-1]))))
+        self.conv_out.build((None, activated))
 
     def weight_norm_layers(self):
         """The weight-normalized sublayers in the original's creation order."""
         return [layer for layer in (self.conv_in, self.aux, self.conv_out) if layer is not None]
 
     def call(self, x, a=None, h=None, training=False, init=False):
-        return self.residual(x, lambda t: self.conv_in(t, init=init), lambda t: self.conv_out(t, init=init),
-                             lambda t: self.aux(t, init=init), a=a, h=h, training=training)
+        return self.residual(
+            x, lambda t, f: self.conv_in(t, init=init, activation=f),
+            lambda t, f: self.conv_out(t, init=init, activation=f),
+            lambda t: self.aux(t, init=init), a=a, h=h, training=training)
 
     def residual(self, x, conv_in, conv_out, aux=None, a=None, h=None, training=False,
                  elementwise=None):
-        """The layer's math with its linear maps given as functions of their input.
+        """The layer's math with its linear maps given as functions: conv_in(t, f) and
+        conv_out(t, f) convolve f(t) (f is the nonlinearity, or None: t itself; a Winograd
+        convolution computes f in its input transform), aux(t) projects t.
 
         `call` passes the sublayers themselves; the cached sampler passes their one-pixel and
         one-row versions, on x of any rank [B, ..., C], with elementwise="reference": on a few
@@ -87,13 +98,13 @@ class GatedResnet(keras.layers.Layer):
         """
         kernels = elementwise or self.kernels
         f = get_nonlinearity(self.nonlinearity, kernels)
-        c = conv_in(f(x))
+        c = conv_in(x, f)
         if a is not None:
             c = c + aux(f(a))
-        c = f(c)
-        if self.dropout is not None:
-            c = self.dropout(c, training=training)
-        c = conv_out(c)
+        if self.dropout is not None and training:  # dropout comes between f and the convolution
+            c = conv_out(self.dropout(f(c), training=True), None)
+        else:
+            c = conv_out(c, f)
         if h is not None:
             conditioning = tf.matmul(tf.cast(h, c.dtype), tf.cast(self.hw, c.dtype))
             for _ in range(len(c.shape) - 2):

@@ -21,27 +21,30 @@ def check_kernels(kernels):
 
 
 def xla_fused(fn):
-    """fn(*tensors) compiled by XLA into one pass: computed in float32, returned in the first
-    input's dtype. Its gradient is compiled too and recomputes fn from the inputs, so that training
-    keeps only the inputs (in their own dtype), not float32 intermediates."""
+    """fn(*tensors) compiled by XLA into one pass: computed in float32, returned (a tensor or a list
+    of them) in the first input's dtype. Its gradient is compiled too and recomputes fn from the
+    inputs, so that training keeps only the inputs (in their own dtype), not float32 intermediates.
+    The result carries fn as `.fn`, so that a larger fused computation can include it."""
     def in_float32(tensors):
         return [tf.cast(t, tf.float32) for t in tensors]
 
     @tf.function(jit_compile=True)
     def forward(*tensors):
-        return tf.cast(fn(*in_float32(tensors)), tensors[0].dtype)
+        return tf.nest.map_structure(lambda t: tf.cast(t, tensors[0].dtype), fn(*in_float32(tensors)))
 
     @tf.function(jit_compile=True)
     def backward(upstream, *tensors):
         inputs = in_float32(tensors)
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            out = fn(*inputs)
-        grads = tape.gradient(out, inputs, output_gradients=tf.cast(upstream, tf.float32))
+            outputs = tf.nest.flatten(fn(*inputs))
+        grads = tape.gradient(outputs, inputs,
+                              output_gradients=[tf.cast(u, tf.float32) for u in upstream])
         return [tf.cast(g, t.dtype) for g, t in zip(grads, tensors)]
 
     @tf.custom_gradient
     def fused(*tensors):
-        return forward(*tensors), lambda upstream: backward(upstream, *tensors)
+        return forward(*tensors), lambda *upstream: backward(list(upstream), *tensors)
 
+    fused.fn = fn
     return fused

@@ -49,9 +49,9 @@ class _ShiftedConv2D(WeightNormConv2D):
         """(columns padded on the left, on the right)."""
         raise NotImplementedError
 
-    def _pad(self, x):
-        left, right = self.horizontal_padding
-        return tf.pad(x, [[0, 0], [self.kernel_size[0] - 1, 0], [left, right], [0, 0]])
+    @property
+    def spatial_padding(self):
+        return (self.kernel_size[0] - 1, 0), self.horizontal_padding
 
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")

@@ -78,8 +78,10 @@ class WeightNormConv2D(_WeightNorm):
     def _kernel_shape(self, input_channels):
         return self.kernel_size + (input_channels, self.units)
 
-    def _pad(self, x):
-        return x
+    @property
+    def spatial_padding(self):
+        """((top, bottom), (left, right)): zeros padded around the input before the convolution."""
+        return (0, 0), (0, 0)
 
     def _direction(self):
         # tf.nn.l2_normalize: V / sqrt(max(sum V^2, 1e-12)), the original's normalization.
@@ -90,12 +92,18 @@ class WeightNormConv2D(_WeightNorm):
         normalized in float32, then cast to `dtype` (bfloat16 under mixed precision)."""
         return tf.cast(self.g * self._direction(), dtype), tf.cast(self.b, dtype)
 
-    def call(self, x, init=False):
-        x = self._pad(x)
+    def call(self, x, init=False, activation=None):
+        """The convolution of activation(x). `activation`: None or an elementwise function; the
+        Winograd path computes an XLA-fused one (layers/kernels.py) in its input transform, along
+        with the padding, in one pass over x."""
+        if self._winograd and not init:
+            return winograd.winograd_conv2d(x, *self.effective_weights(), self.spatial_padding,
+                                            getattr(activation, "fn", activation))
+        if activation is not None:
+            x = activation(x)
+        x = tf.pad(x, [(0, 0), *self.spatial_padding, (0, 0)])
         if init:
             return self._data_dependent_init(tf.nn.conv2d(x, self._direction(), 1, self.padding))
-        if self._winograd:
-            return winograd.winograd_conv2d(x, *self.effective_weights())
         kernel, bias = self.effective_weights(x.dtype)
         return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, self.padding), bias)
 
@@ -134,7 +142,10 @@ class WeightNormDense(_WeightNorm):
         kernel, bias = tf.cast(self.V * self.scale(), dtype), tf.cast(self.b, dtype)
         return lambda rows: tf.nn.bias_add(tf.matmul(rows, kernel), bias)
 
-    def call(self, x, init=False):
+    def call(self, x, init=False, activation=None):
+        """The layer applied to activation(x) (activation: None or an elementwise function)."""
+        if activation is not None:
+            x = activation(x)
         leading = tf.shape(x)[:-1]
         rows = tf.reshape(x, [-1, x.shape[-1]])
         if init:
