@@ -75,14 +75,15 @@ def _input_transform(kh, kw, padding, activation):
 
 
 @tf.function(jit_compile=True)
-def _transform_kernel(kernel):
-    """kernel [kh, kw, in, out] -> (kh+1)(kw+1) x [in, out]: G g G^T, in the order of the tiles."""
+def _transform_kernel(kernel, dtype):
+    """kernel [kh, kw, in, out] -> (kh+1)(kw+1) x [in, out] of `dtype`: G g G^T in float32, in the
+    order of the tiles."""
     kh, kw = kernel.shape[:2]
     g_y, g_x = _TRANSFORMS[kh][1], _TRANSFORMS[kw][1]
     taps = [[kernel[i, j] for j in range(kw)] for i in range(kh)]
     by_rows = [[_combine(g_y[t], [taps[i][j] for i in range(kh)]) for j in range(kw)]
                for t in range(kh + 1)]
-    return [_combine(g_x[s], row) for row in by_rows for s in range(kw + 1)]
+    return [tf.cast(_combine(g_x[s], row), dtype) for row in by_rows for s in range(kw + 1)]
 
 
 @tf.function(jit_compile=True)
@@ -113,8 +114,7 @@ def winograd_conv2d(x, kernel, bias, padding=((0, 0), (0, 0)), activation=None):
     kh, kw = kernel.shape[:2]
     padding = tuple(tuple(int(p) for p in pair) for pair in padding)
     tiles = _input_transform(kh, kw, padding, activation)(x)
-    kernels = [tf.cast(k, x.dtype) for k in _transform_kernel(kernel)]
-    products = [tf.matmul(t, k) for t, k in zip(tiles, kernels)]
+    products = [tf.matmul(t, k) for t, k in zip(tiles, _transform_kernel(kernel, x.dtype))]
     (top, bottom), (left, right) = padding
     return _transform_output(products, tf.cast(bias, x.dtype), x.shape[1] + top + bottom - kh + 1,
                              x.shape[2] + left + right - kw + 1, kh, kw)
