@@ -118,7 +118,8 @@ class _PixelConv:
 
 
 class _AttentionCache:
-    """Keys and values of the pixels drawn so far for one attention block, [B, key cells, size], float32.
+    """Keys and values of the pixels drawn so far for one attention block, [B, key cells, size]:
+    keys float32, values in the model's compute dtype (as the values the full model attends to).
 
     With downsample d a key cell is the max over a d x d block: it is set by the block's first
     pixel and maxed by the others; the mask lets a query read a cell only once it is complete.
@@ -133,7 +134,7 @@ class _AttentionCache:
 
     def initial_state(self, batch):
         return (tf.zeros([batch, self.num_cells, self.block.key_size]),
-                tf.zeros([batch, self.num_cells, self.block.value_size]))
+                tf.zeros([batch, self.num_cells, self.block.value_size], self.block.compute_dtype))
 
     def mask(self, p):
         """[1, cells]: which key cells pixel p may read (causal_mask's row p)."""

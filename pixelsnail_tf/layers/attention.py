@@ -50,12 +50,14 @@ def causal_mask(height, width, downsample=1):
 
 
 def attend(q, k, v, mask):
-    """The original's masked softmax attention of q [B,n,dk] over k, v [B,m,*] with mask [n,m]."""
+    """The original's masked softmax attention of q [B,n,dk] over k, v [B,m,*] with mask [n,m].
+
+    q and k float32; the weights meet v in v's dtype (bfloat16 under mixed precision)."""
     logits = tf.matmul(q, k, transpose_b=True) - (1.0 - mask) * MASKED_LOGIT_OFFSET
     logits = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
     weights = tf.exp(logits / np.float32(np.sqrt(q.shape[-1]))) * mask
     weights = weights / (tf.reduce_sum(weights, axis=-1, keepdims=True) + NORMALIZER_EPSILON)
-    return tf.matmul(weights, v)
+    return tf.matmul(tf.cast(weights, v.dtype), v)
 
 
 def causal_attention(key, value, query, downsample=1, query_chunks=QUERY_CHUNKS):
@@ -69,10 +71,11 @@ def causal_attention(key, value, query, downsample=1, query_chunks=QUERY_CHUNKS)
     into `query_chunks` bands, each computed against the longest prefix any of its queries reads:
     the skipped entries are exact zeros in the full computation, and a band without any readable
     key gives zeros, as the full computation does. Computed in float32 whatever the inputs' dtype
-    (the masked softmax needs it); the result has the query's dtype.
+    (the masked softmax needs it), except the product of the weights with the values, in the values'
+    dtype (bfloat16 under mixed precision, as Keras' attention layers); the result has the query's dtype.
     """
     out_dtype = query.dtype
-    key, value, query = (tf.cast(t, tf.float32) for t in (key, value, query))
+    key, query = tf.cast(key, tf.float32), tf.cast(query, tf.float32)
     height, width = spatial_size(query)
     if downsample > 1:
         pool = [1, downsample, downsample, 1]
