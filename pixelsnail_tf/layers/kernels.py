@@ -3,11 +3,10 @@
 The same math either way (tests/test_kernels.py, and the reference tests run with both):
 - "reference": TensorFlow's own ops, one per step: tf.nn.conv2d, tf.nn.elu, tf.sigmoid, ...
 - "fast": the 2x2 / 2x3 causal convolutions by Winograd F(2x2, k) (winograd.py), the nonlinearity
-  and the causal padding before each computed inside its input transform, weight normalization's
-  scale applied to its output; the other elementwise chains of the gated layers (nonlinearities, the
-  gate) each compiled by XLA into one pass. TensorFlow runs every elementwise op as its own pass over
-  memory, and bfloat16 ones slowly on CPU; the fused chains compute in float32 and return their
-  input's dtype.
+  and the causal padding before each computed inside its input transform; the other elementwise
+  chains of the gated layers (nonlinearities, the gate) each compiled by XLA into one pass.
+  TensorFlow runs every elementwise op as its own pass over memory, and bfloat16 ones slowly on CPU;
+  the fused chains compute in float32 and return their input's dtype.
 A SavedModel with fast kernels needs XLA JIT where it is served (export.py defaults to "reference").
 """
 

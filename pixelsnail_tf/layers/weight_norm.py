@@ -97,12 +97,8 @@ class WeightNormConv2D(_WeightNorm):
         Winograd path computes an XLA-fused one (layers/kernels.py) in its input transform, along
         with the padding, in one pass over x."""
         if self._winograd and not init:
-            # g / ||V|| applied to the output, not to the kernel: one pass over V less per call.
-            squared_norm = tf.reduce_sum(tf.square(self.V), axis=[0, 1, 2])
-            scale = self.g * tf.math.rsqrt(tf.maximum(squared_norm, 1e-12))  # as tf.nn.l2_normalize
-            return winograd.winograd_conv2d(x, tf.convert_to_tensor(self.V), tf.convert_to_tensor(self.b),
-                                            self.spatial_padding, getattr(activation, "fn", activation),
-                                            scale)
+            return winograd.winograd_conv2d(x, *self.effective_weights(), self.spatial_padding,
+                                            getattr(activation, "fn", activation))
         if activation is not None:
             x = activation(x)
         x = tf.pad(x, [(0, 0), *self.spatial_padding, (0, 0)])

@@ -9,8 +9,8 @@ r=3): the result is as accurate as tf.nn.conv2d's against a float64 convolution 
 The transforms are elementwise, compiled by XLA into one pass each, in float32 whatever the input's
 dtype (XLA's bfloat16 arithmetic is slow on CPU); the matmuls between them are TensorFlow's, the
 fastest on CPU, in the input's dtype. The input transform also computes what comes before the
-convolution (a nonlinearity, the zero padding), the output transform what comes after (a per-channel
-scale, the bias), so that neither is another pass over memory. On this project's 2-core CPU a 256->512 convolution of a batch
+convolution (a nonlinearity, the zero padding) and the output transform adds the bias, so that
+neither is another pass over memory. On this project's 2-core CPU a 256->512 convolution of a batch
 of 8 32x32 images takes 26 ms instead of 39 ms in float32, 15 instead of 21 ms in bfloat16
 (benchmarks/README.md).
 """
@@ -89,8 +89,8 @@ def _transform_kernel(kernel, dtype):
 
 
 @tf.function(jit_compile=True)
-def _transform_output(products, scale, bias, height, width, kh, kw):
-    """(kh+1)(kw+1) x [B*Ty*Tx, C] -> [B, H, W, C]: A^T m A of every tile, times scale, plus bias."""
+def _transform_output(products, bias, height, width, kh, kw):
+    """(kh+1)(kw+1) x [B*Ty*Tx, C] -> [B, H, W, C]: A^T m A of every tile, plus the bias."""
     at_y, at_x = _TRANSFORMS[kh][2], _TRANSFORMS[kw][2]
     tiles_y, tiles_x, channels = (height + 1) // 2, (width + 1) // 2, products[0].shape[-1]
     m = [[tf.reshape(tf.cast(products[t * (kw + 1) + s], tf.float32), [-1, tiles_y, tiles_x, channels])
@@ -101,25 +101,22 @@ def _transform_output(products, scale, bias, height, width, kh, kw):
     # [2 (row in block), 2 (column in block), B, Ty, Tx, C] -> [B, 2Ty, 2Tx, C]
     blocks = tf.transpose(blocks, [2, 3, 0, 4, 1, 5])
     out = tf.reshape(blocks, [-1, 2 * tiles_y, 2 * tiles_x, channels])[:, :height, :width]
-    return tf.cast(out * tf.cast(scale, tf.float32) + tf.cast(bias, tf.float32), products[0].dtype)
+    return tf.cast(out, bias.dtype) + bias
 
 
-def winograd_conv2d(x, kernel, bias, padding=((0, 0), (0, 0)), activation=None, scale=None):
-    """tf.nn.conv2d(pad(activation(x)), kernel, 1, "VALID") * scale + bias, by F(2x2, kh x kw) Winograd.
+def winograd_conv2d(x, kernel, bias, padding=((0, 0), (0, 0)), activation=None):
+    """tf.nn.conv2d(pad(activation(x)), kernel, 1, "VALID") + bias, by F(2x2, kh x kw) Winograd.
 
     x [B, H, W, in] with static H, W; kernel [kh, kw, in, out] float32 with kh, kw in {2, 3};
-    bias and scale [out] (scale None: 1; weight normalization's g / ||V||, applied to the
-    output rather than to the kernel); padding ((top, bottom), (left, right)) zeros; activation None
-    or an elementwise function of float32 tensors (such as a fused nonlinearity's `.fn`). The
-    activation and the padding are computed within the input transform's single pass over x. The
-    matmuls run in x's dtype (the kernel is transformed in float32, then cast); the scale and the
-    bias are applied in float32 in the output transform.
+    bias [out]; padding ((top, bottom), (left, right)) zeros; activation None or an elementwise
+    function of float32 tensors (such as a fused nonlinearity's `.fn`). The activation and the
+    padding are computed within the input transform's single pass over x. The matmuls run in x's
+    dtype (the kernel is transformed in float32, then cast).
     """
     kh, kw = kernel.shape[:2]
     padding = tuple(tuple(int(p) for p in pair) for pair in padding)
     tiles = _input_transform(kh, kw, padding, activation)(x)
     products = [tf.matmul(t, k) for t, k in zip(tiles, _transform_kernel(kernel, x.dtype))]
     (top, bottom), (left, right) = padding
-    scale = tf.ones_like(bias) if scale is None else scale
-    return _transform_output(products, scale, bias, x.shape[1] + top + bottom - kh + 1,
+    return _transform_output(products, tf.cast(bias, x.dtype), x.shape[1] + top + bottom - kh + 1,
                              x.shape[2] + left + right - kw + 1, kh, kw)
