@@ -21,9 +21,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 # Continuous feedback (the original's sampling) carries each step's rounding into the later steps. The
-# reference kernels replay the original's draws within 1e-5; the fast ones (XLA's elu and sigmoid
-# are other approximations than TensorFlow's) within 2e-5 (1.7e-5 measured), as the cached sampler.
-@pytest.mark.parametrize("kernels, atol", [("reference", 1e-5), ("fast", 2e-5)])
+# reference kernels replay the original's draws within 1e-5; the fast ones (Winograd sums in another
+# order, XLA's exp and sigmoid other approximations than TensorFlow's) within 3e-5 (1.7e-5 to 2.2e-5
+# measured, depending on how the attention bands split the matmuls), as the cached sampler.
+@pytest.mark.parametrize("kernels, atol", [("reference", 1e-5), ("fast", 3e-5)])
 def test_replays_the_original_samples(tiny_config, tiny_reference, kernels, atol):
     sampler = NaiveSampler(trained_tiny_model(tiny_config, kernels=kernels), quantize=False)
     x = sampler(tiny_reference["sample_rand_u_mix"], tiny_reference["sample_rand_u_logistic"])
