@@ -21,7 +21,8 @@ attention softmax, the output layer and the draw stay float32.
 import tensorflow as tf
 
 from pixelsnail_tf.images import round_to_levels
-from pixelsnail_tf.layers.attention import attend, last_pixel_of_key_cells, positional_background
+from pixelsnail_tf.layers.attention import last_pixel_of_key_cells, masked_softmax, positional_background
+from pixelsnail_tf.layers.nonlinearities import apply_activation
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 
 # The gated layers' elementwise ops run as TensorFlow's own here, whatever the model's kernels: on one
@@ -118,48 +119,86 @@ class _PixelConv:
 
 
 class _AttentionCache:
-    """Keys and values of the pixels drawn so far for one attention block, [B, key cells, size]:
-    keys float32, values in the model's compute dtype (as the values the full model attends to).
+    """Keys and values of the pixels drawn so far for one attention block: keys float32, values in the
+    model's compute dtype (as the values the full model attends to).
 
+    Two parts. The key cells of the finished cell rows, [B, cells, size] (zeros beyond them): every
+    later pixel may read all of them. The cells of the current cell row, [B, cells per row, size]:
+    written pixel by pixel and read under the mask. A pixel's write thus copies one row of cells,
+    not the whole cache, and its query reads only the finished rows plus one.
     With downsample d a key cell is the max over a d x d block: it is set by the block's first
-    pixel and maxed by the others; the mask lets a query read a cell only once it is complete.
+    pixel and maxed by the others; the mask lets a query read a cell only once it is complete (until
+    then a cell of the current row may hold a value of the row before: masked, it weighs exactly 0).
     """
 
     def __init__(self, block, height, width):
         self.block = block
+        self.height = height
         self.cells_per_row = -(-width // block.downsample)
         self.num_cells = -(-height // block.downsample) * self.cells_per_row
-        self.last_pixel = tf.constant(last_pixel_of_key_cells(height, width, block.downsample),
-                                      tf.int32)
+        last_pixel = last_pixel_of_key_cells(height, width, block.downsample)
+        self.last_pixel = tf.constant(last_pixel.reshape(-1, self.cells_per_row), tf.int32)  # by cell row
 
     def initial_state(self, batch):
-        return (tf.zeros([batch, self.num_cells, self.block.key_size]),
-                tf.zeros([batch, self.num_cells, self.block.value_size], self.block.compute_dtype))
+        """(keys, values) of the finished cell rows, then of the current one."""
+        block = self.block
+        return (tf.zeros([batch, self.num_cells, block.key_size]),
+                tf.zeros([batch, self.num_cells, block.value_size], block.compute_dtype),
+                tf.zeros([batch, self.cells_per_row, block.key_size]),
+                tf.zeros([batch, self.cells_per_row, block.value_size], block.compute_dtype))
 
-    def mask(self, p):
-        """[1, cells]: which key cells pixel p may read (causal_mask's row p)."""
-        return tf.cast(self.last_pixel < p, tf.float32)[None]
+    def finished(self, state, r):
+        """(keys, values) [B, n, size] of the cell rows finished before pixel row r."""
+        n = (r // self.block.downsample) * self.cells_per_row
+        return state[0][:, :n], state[1][:, :n]
 
-    def write(self, cache, r, c, new):
+    def attend(self, query, finished, current, r, p):
+        """The original's masked softmax attention of pixel p (in row r) over the finished cells (all
+        readable) and those of the current cell row (readable once complete). query [B, key_size]."""
+        (keys, values), (row_keys, row_values) = finished, current
+        q = tf.cast(query[:, None], tf.float32)
+        logits = tf.concat([tf.matmul(q, keys, transpose_b=True),
+                            tf.matmul(q, row_keys, transpose_b=True)], axis=-1)
+        row_mask = tf.cast(self.last_pixel[r // self.block.downsample] < p, tf.float32)
+        mask = tf.concat([tf.ones([tf.shape(keys)[1]]), row_mask], axis=0)[None]
+        weights = masked_softmax(logits, mask, self.block.key_size)
+        n = tf.shape(keys)[1]
+        weights = tf.cast(weights, values.dtype)
+        return (tf.matmul(weights[..., :n], values) + tf.matmul(weights[..., n:], row_values))[:, 0]
+
+    def write(self, current, r, c, new):
+        """The current cell row's (keys or values) with pixel (r, c)'s new [B, size] in its cell."""
         d = self.block.downsample
-        cell = (r // d) * self.cells_per_row + c // d
+        cell = c // d
         if d > 1:
             first = tf.logical_and(tf.equal(r % d, 0), tf.equal(c % d, 0))
-            new = tf.where(first, new, tf.maximum(tf.gather(cache, cell, axis=1), new))
-        batch = tf.shape(cache)[0]
+            new = tf.where(first, new, tf.maximum(tf.gather(current, cell, axis=1), new))
+        batch = tf.shape(current)[0]
         index = tf.stack([tf.range(batch), tf.fill([batch], cell)], axis=1)
-        return tf.tensor_scatter_nd_update(cache, index, tf.cast(new, cache.dtype))
+        return tf.tensor_scatter_nd_update(current, index, tf.cast(new, current.dtype))
 
-
-def _activated(t, f):
-    """f(t), or t where f is None: the linear maps given to GatedResnet.residual apply f first."""
-    return t if f is None else f(t)
+    def row_end(self, state, current, r):
+        """The state after pixel row r: the current cell row's cells stored among the finished ones
+        (final once its last pixel row is done; until then they are not read from there)."""
+        batch, per_row = tf.shape(current[0])[0], self.cells_per_row
+        cells = (r // self.block.downsample) * per_row + tf.range(per_row)
+        index = tf.reshape(tf.stack(tf.meshgrid(tf.range(batch), cells, indexing="ij"), axis=-1), [-1, 2])
+        stored = [tf.tensor_scatter_nd_update(full, index, tf.reshape(row, [-1, row.shape[-1]]))
+                  for full, row in zip(state[:2], current)]
+        return (*stored, *current)
 
 
 def _dense_resnet(resnet, dtype):
+    """The linear maps of a 1x1 gated layer for GatedResnet.residual, weights prepared once."""
     conv_in, conv_out = resnet.conv_in.linear(dtype), resnet.conv_out.linear(dtype)
-    return (lambda t, f: conv_in(_activated(t, f)), lambda t, f: conv_out(_activated(t, f)),
-            resnet.aux and resnet.aux.linear(dtype))
+
+    def first(t, f):
+        return conv_in(apply_activation(t, f))
+
+    def second(t, f):
+        return conv_out(apply_activation(t, f))
+
+    return first, second, resnet.aux and resnet.aux.linear(dtype)
 
 
 class _AttentionStep:
@@ -174,24 +213,24 @@ class _AttentionStep:
         self.kv_projection = block.kv_projection.linear(dtype)
         self.query_projection = block.query_projection.linear(dtype)
 
-    def __call__(self, state, ul, background, p, h):
+    def __call__(self, finished, current, ul, background, r, p, h):
         block = self.block
         query = self.query_projection(block.query_resnet.residual(
             tf.concat([ul, background], axis=-1), *self.query_resnet, h=h, elementwise=ELEMENTWISE))
-        keys, values = state
-        mixed = attend(tf.cast(query[:, None], tf.float32), keys, values, self.cache.mask(p))[:, 0]
+        mixed = self.cache.attend(query, finished, current, r, p)
         return block.out_resnet.residual(ul, *self.out_resnet, a=tf.cast(mixed, ul.dtype), h=h,
                                          elementwise=ELEMENTWISE)
 
-    def store(self, state, x, ul, background, r, c, h):
-        """State with the key and value of pixel (r, c), from its drawn x and the block's input ul."""
+    def store(self, current, x, ul, background, r, c, h):
+        """The current cell row's caches with the key and value of pixel (r, c), from its drawn x and
+        the block's input ul."""
         block = self.block
         kv = self.kv_projection(block.kv_resnet.residual(
             tf.concat([tf.cast(x, ul.dtype), ul, background], axis=-1), *self.kv_resnet, h=h,
             elementwise=ELEMENTWISE))
-        keys, values = state
-        return (self.cache.write(keys, r, c, kv[:, :block.key_size]),
-                self.cache.write(values, r, c, kv[:, block.key_size:]))
+        row_keys, row_values = current
+        return (self.cache.write(row_keys, r, c, kv[:, :block.key_size]),
+                self.cache.write(row_values, r, c, kv[:, block.key_size:]))
 
 
 class _CachedNetwork:
@@ -241,7 +280,7 @@ class _CachedNetwork:
 
         def row_conv(i):
             def apply(t, f=None):
-                out, states[i] = self.row_convs[i](states[i], _activated(t, f))
+                out, states[i] = self.row_convs[i](states[i], apply_activation(t, f))
                 return out
             return apply
 
@@ -269,6 +308,7 @@ class _CachedNetwork:
         convs = self.pixel_convs
         above = [conv.row_start(s) for conv, s in zip(convs, state["pixel_convs"])]
         background = self.background[r]
+        finished = [step.cache.finished(s, r) for step, s in zip(self.attention, state["attention"])]
 
         def pixel(c, rows, attention, right, drawn):
             """Pixel (r, c) of every image: the ul stream, attention, draw; caches updated."""
@@ -278,7 +318,7 @@ class _CachedNetwork:
 
             def pixel_conv(i):
                 def apply(t, f=None):
-                    out, new_rows[i] = convs[i].step(rows[i], above[i], c, _activated(t, f))
+                    out, new_rows[i] = convs[i].step(rows[i], above[i], c, apply_activation(t, f))
                     return out
                 return apply
 
@@ -292,7 +332,7 @@ class _CachedNetwork:
                                           elementwise=ELEMENTWISE)
                     i += 2
                 block_inputs.append(ul)
-                ul = step(attention[b], ul, bg, p, h)
+                ul = step(finished[b], attention[b], ul, bg, r, p, h)
             params = self.head(tf.cast(tf.nn.elu(ul), tf.float32))
             x = sample_discretized_mix_logistic(params, u_mix[:, c], u_logistic[:, c])
             if self.quantize:
@@ -306,8 +346,9 @@ class _CachedNetwork:
         rows = [conv.empty_row(batch, width) for conv in convs]
         right = tf.zeros([batch, m.ul_stem_right.units], self.dtype)
         drawn = tf.zeros([width, batch, 3])
-        _, rows, attention, _, drawn = tf.while_loop(
-            lambda c, *_: c < width, pixel, [tf.constant(0), rows, state["attention"], right, drawn])
+        current = [s[2:] for s in state["attention"]]  # the current cell rows' caches
+        _, rows, current, _, drawn = tf.while_loop(
+            lambda c, *_: c < width, pixel, [tf.constant(0), rows, current, right, drawn])
         x_pad = convs[0].row_inputs(rows[0])  # the right stem's inputs: x_pad of row r
         drawn = tf.transpose(drawn, [1, 0, 2])  # [B, W, 3], float32
         return {
@@ -315,7 +356,8 @@ class _CachedNetwork:
             "x_above": x_pad[:, None],
             "row_convs": row_conv_states,
             "pixel_convs": [conv.row_end(s, row) for conv, s, row in zip(convs, state["pixel_convs"], rows)],
-            "attention": attention,
+            "attention": [step.cache.row_end(s, row, r)
+                          for step, s, row in zip(self.attention, state["attention"], current)],
         }
 
 

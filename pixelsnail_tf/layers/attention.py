@@ -14,7 +14,7 @@ from pixelsnail_tf.layers.weight_norm import WeightNormDense
 MASKED_LOGIT_OFFSET = 1e10
 NORMALIZER_EPSILON = 1e-6
 # Queries are processed in this many bands, each against only the keys it may read: the same
-# numbers as the full [queries x keys] product (masked entries are exact zeros there), about 45%
+# numbers as the full [queries x keys] product (masked entries are exact zeros there), 44%
 # less work at 32x32. 1 computes the full product as the original.
 QUERY_CHUNKS = 8
 
@@ -49,14 +49,21 @@ def causal_mask(height, width, downsample=1):
     return mask
 
 
+def masked_softmax(logits, mask, key_size):
+    """The original's attention weights (float32) from logits [..., n, m] under mask [n, m]:
+    logits - (1-mask)*1e10, minus the row max, divided by sqrt(key_size) inside exp, times the mask,
+    over (row sum + 1e-6)."""
+    logits = logits - (1.0 - mask) * MASKED_LOGIT_OFFSET
+    logits = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
+    weights = tf.exp(logits / np.float32(np.sqrt(key_size))) * mask
+    return weights / (tf.reduce_sum(weights, axis=-1, keepdims=True) + NORMALIZER_EPSILON)
+
+
 def attend(q, k, v, mask):
     """The original's masked softmax attention of q [B,n,dk] over k, v [B,m,*] with mask [n,m].
 
     q and k float32; the weights meet v in v's dtype (bfloat16 under mixed precision)."""
-    logits = tf.matmul(q, k, transpose_b=True) - (1.0 - mask) * MASKED_LOGIT_OFFSET
-    logits = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
-    weights = tf.exp(logits / np.float32(np.sqrt(q.shape[-1]))) * mask
-    weights = weights / (tf.reduce_sum(weights, axis=-1, keepdims=True) + NORMALIZER_EPSILON)
+    weights = masked_softmax(tf.matmul(q, k, transpose_b=True), mask, q.shape[-1])
     return tf.matmul(tf.cast(weights, v.dtype), v)
 
 

@@ -23,6 +23,11 @@ _FUSED = {"concat_elu": xla_fused(lambda x: concat_elu(x, elu_by_exp)),
           "relu": xla_fused(tf.nn.relu)}
 
 
+def apply_activation(x, activation):
+    """activation(x), or x itself where activation is None."""
+    return x if activation is None else activation(x)
+
+
 def get_nonlinearity(name, kernels="reference"):
     """The nonlinearity called `name`; with kernels="fast", compiled by XLA into one pass."""
     if name not in NONLINEARITIES:

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from pixelsnail_tf.layers import winograd
 from pixelsnail_tf.layers.kernels import check_kernels
+from pixelsnail_tf.layers.nonlinearities import apply_activation
 
 
 class _WeightNorm(keras.layers.Layer):
@@ -99,9 +100,9 @@ class WeightNormConv2D(_WeightNorm):
         if self._winograd and not init:
             return winograd.winograd_conv2d(x, *self.effective_weights(), self.spatial_padding,
                                             getattr(activation, "fn", activation))
-        if activation is not None:
-            x = activation(x)
-        x = tf.pad(x, [(0, 0), *self.spatial_padding, (0, 0)])
+        x = apply_activation(x, activation)
+        if any(any(pair) for pair in self.spatial_padding):
+            x = tf.pad(x, [(0, 0), *self.spatial_padding, (0, 0)])
         if init:
             return self._data_dependent_init(tf.nn.conv2d(x, self._direction(), 1, self.padding))
         kernel, bias = self.effective_weights(x.dtype)
@@ -144,8 +145,7 @@ class WeightNormDense(_WeightNorm):
 
     def call(self, x, init=False, activation=None):
         """The layer applied to activation(x) (activation: None or an elementwise function)."""
-        if activation is not None:
-            x = activation(x)
+        x = apply_activation(x, activation)
         leading = tf.shape(x)[:-1]
         rows = tf.reshape(x, [-1, x.shape[-1]])
         if init:
