@@ -107,7 +107,8 @@ class _PixelConv:
         left, inputs = row
         window = tf.concat([left, value], axis=1)  # taps left to right, as the kernel's last row
         out = tf.matmul(window, self.last_row_kernel) + above_out.read(c)
-        return out, (window[:, self.channels:], inputs.write(c, value))
+        left = value if self.kw == 2 else window[:, self.channels:]  # (the same; one op less per pixel)
+        return out, (left, inputs.write(c, value))
 
     @staticmethod
     def row_inputs(row):
