@@ -134,7 +134,6 @@ class _AttentionCache:
 
     def __init__(self, block, height, width):
         self.block = block
-        self.height = height
         self.cells_per_row = -(-width // block.downsample)
         self.num_cells = -(-height // block.downsample) * self.cells_per_row
         last_pixel = last_pixel_of_key_cells(height, width, block.downsample)
@@ -149,22 +148,22 @@ class _AttentionCache:
                 tf.zeros([batch, self.cells_per_row, block.value_size], block.compute_dtype))
 
     def finished(self, state, r):
-        """(keys, values) [B, n, size] of the cell rows finished before pixel row r."""
+        """What the pixels of row r read of the finished cell rows, fixed during the row: their keys
+        and values [B, n, size], a mask of n ones (all readable), and the last pixel of each cell of
+        row r's own cell row (a pixel reads those that precede it)."""
         n = (r // self.block.downsample) * self.cells_per_row
-        return state[0][:, :n], state[1][:, :n]
+        return state[0][:, :n], state[1][:, :n], tf.ones([n]), self.last_pixel[r // self.block.downsample]
 
-    def attend(self, query, finished, current, r, p):
-        """The original's masked softmax attention of pixel p (in row r) over the finished cells (all
-        readable) and those of the current cell row (readable once complete). query [B, key_size]."""
-        (keys, values), (row_keys, row_values) = finished, current
+    def attend(self, query, finished, current, p):
+        """The original's masked softmax attention of pixel p over the finished cells and those of
+        the current cell row (readable once complete). query [B, key_size]."""
+        (keys, values, readable, row_last_pixel), (row_keys, row_values) = finished, current
         q = tf.cast(query[:, None], tf.float32)
         logits = tf.concat([tf.matmul(q, keys, transpose_b=True),
                             tf.matmul(q, row_keys, transpose_b=True)], axis=-1)
-        row_mask = tf.cast(self.last_pixel[r // self.block.downsample] < p, tf.float32)
-        mask = tf.concat([tf.ones([tf.shape(keys)[1]]), row_mask], axis=0)[None]
-        weights = masked_softmax(logits, mask, self.block.key_size)
+        mask = tf.concat([readable, tf.cast(row_last_pixel < p, tf.float32)], axis=0)[None]
+        weights = tf.cast(masked_softmax(logits, mask, self.block.key_size), values.dtype)
         n = tf.shape(keys)[1]
-        weights = tf.cast(weights, values.dtype)
         return (tf.matmul(weights[..., :n], values) + tf.matmul(weights[..., n:], row_values))[:, 0]
 
     def write(self, current, r, c, new):
@@ -214,11 +213,11 @@ class _AttentionStep:
         self.kv_projection = block.kv_projection.linear(dtype)
         self.query_projection = block.query_projection.linear(dtype)
 
-    def __call__(self, finished, current, ul, background, r, p, h):
+    def __call__(self, finished, current, ul, background, p, h):
         block = self.block
         query = self.query_projection(block.query_resnet.residual(
             tf.concat([ul, background], axis=-1), *self.query_resnet, h=h, elementwise=ELEMENTWISE))
-        mixed = self.cache.attend(query, finished, current, r, p)
+        mixed = self.cache.attend(query, finished, current, p)
         return block.out_resnet.residual(ul, *self.out_resnet, a=tf.cast(mixed, ul.dtype), h=h,
                                          elementwise=ELEMENTWISE)
 
@@ -333,7 +332,7 @@ class _CachedNetwork:
                                           elementwise=ELEMENTWISE)
                     i += 2
                 block_inputs.append(ul)
-                ul = step(finished[b], attention[b], ul, bg, r, p, h)
+                ul = step(finished[b], attention[b], ul, bg, p, h)
             params = self.head(tf.cast(tf.nn.elu(ul), tf.float32))
             x = sample_discretized_mix_logistic(params, u_mix[:, c], u_logistic[:, c])
             if self.quantize:
