@@ -14,6 +14,7 @@ Last output line: one JSON object with `median_ratio`.
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -54,10 +55,7 @@ def main(argv):
         result["ratios"].append(result["ours"][-1] / result["original"][-1])
         print(f"round {r + 1}/{FLAGS.rounds}: original {result['original'][-1]:.3f}, "
               f"ours {result['ours'][-1]:.3f} images/s, ratio {result['ratios'][-1]:.2f}", flush=True)
-    ratios = sorted(result["ratios"])
-    middle = len(ratios) // 2
-    result["median_ratio"] = (ratios[middle] if len(ratios) % 2
-                              else (ratios[middle - 1] + ratios[middle]) / 2)
+    result["median_ratio"] = statistics.median(result["ratios"])
     print(f"ours / original, median of {FLAGS.rounds}: {result['median_ratio']:.2f}")
     print(json.dumps(result))
 
