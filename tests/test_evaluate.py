@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, TINY_FLAGS
+from tolerances import NETWORK_RTOL
 from pixelsnail_tf import data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ def test_images(tmp_path_factory, tiny_reference):
     return path
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("ema_flag, key", [([], "ema_final"), (["--noema"], "raw_final")])
 def test_bpd_of_the_original_checkpoint(tmp_path, test_images, tiny_reference, ema_flag, key):
     out = tmp_path / "result.json"
@@ -37,12 +39,15 @@ def test_bpd_of_the_original_checkpoint(tmp_path, test_images, tiny_reference, e
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
     np.testing.assert_allclose(result["per_image_log_likelihood"], tiny_reference[f"ll_test_{key}"],
-                               rtol=1e-5)
-    np.testing.assert_allclose(result["per_image_bpd"], tiny_reference[f"bpd_test_{key}"], rtol=1e-5)
-    np.testing.assert_allclose(result["bpd"], tiny_reference[f"bpd_test_{key}"].mean(), rtol=1e-5)
+                               rtol=NETWORK_RTOL)
+    expected = tiny_reference[f"bpd_test_{key}"]
+    np.testing.assert_allclose(result["per_image_bpd"], expected, rtol=NETWORK_RTOL)
+    np.testing.assert_allclose(result["bpd"], expected.mean(), rtol=NETWORK_RTOL)
     assert f"test bpd {result['bpd']:.6f} on 4 images" in run.stdout
 
 
+@pytest.mark.paths
+@pytest.mark.bfloat16
 def test_mixed_precision_flag(tmp_path, test_images, tiny_reference):
     out = tmp_path / "result.json"
     run = evaluate(f"--checkpoint={TINY / 'trained'}", f"--images={test_images}", f"--json_out={out}",
@@ -65,7 +70,7 @@ def test_our_checkpoint_is_detected_and_uses_its_config(tmp_path, test_images, t
     assert run.returncode == 0, run.stderr
     assert "pixelsnail_tf checkpoint" in run.stdout
     np.testing.assert_allclose(json.loads(out.read_text())["bpd"],
-                               tiny_reference["bpd_test_ema_final"].mean(), rtol=1e-5)
+                               tiny_reference["bpd_test_ema_final"].mean(), rtol=NETWORK_RTOL)
     run = evaluate(f"--checkpoint={tmp_path / 'run'}", f"--images={test_images}", "--nr_filters=64")
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == (

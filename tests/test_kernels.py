@@ -6,12 +6,15 @@ import pytest
 import tensorflow as tf
 
 from conftest import small_config
+from tolerances import NETWORK_RTOL
 from pixelsnail_tf.layers import GatedResnet, WeightNormConv2D
 from pixelsnail_tf.layers.gated_resnet import GATED_SUM
 from pixelsnail_tf.layers.nonlinearities import NONLINEARITIES, get_nonlinearity
 from pixelsnail_tf.layers.winograd import SUPPORTED_KERNEL_SIZES, winograd_conv2d
 from pixelsnail_tf.model import PixelSNAIL
 from test_layers import numpy_conv_valid
+
+pytestmark = pytest.mark.paths
 
 RNG = np.random.default_rng(0)
 
@@ -50,9 +53,10 @@ def test_gradients_equal_the_direct_convolution(kernel_size):
     direct = gradients(lambda x, k, b: tf.nn.conv2d(x, k, 1, "VALID") + b)
     for ours, expected in zip(gradients(winograd_conv2d), direct):
         np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=0,
-                                   atol=1e-5 * np.abs(expected.numpy()).max())
+                                   atol=NETWORK_RTOL * np.abs(expected.numpy()).max())
 
 
+@pytest.mark.bfloat16
 def test_bfloat16_inputs_compute_in_bfloat16():
     x, kernel, bias = operands((2, 2), 6, 6, channels=(64, 8))
     out = winograd_conv2d(tf.cast(x, tf.bfloat16), tf.constant(kernel), tf.constant(bias, tf.bfloat16))
@@ -114,4 +118,4 @@ def test_model_outputs_and_gradients_equal_the_reference_model(variant):
         results[name] = [params] + tape.gradient(loss, model.trainable_weights)
     for ours, direct in zip(results["fast"], results["reference"]):
         np.testing.assert_allclose(ours.numpy(), direct.numpy(), rtol=0,
-                                   atol=1e-5 * np.abs(direct.numpy()).max())
+                                   atol=NETWORK_RTOL * np.abs(direct.numpy()).max())

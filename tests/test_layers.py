@@ -9,6 +9,8 @@ from pixelsnail_tf.layers import (DownRightShiftedConv2D, DownShift, DownShifted
                                   RightShift, WeightNormConv2D, WeightNormDense, concat_elu,
                                   down_shift, right_shift)
 
+pytestmark = pytest.mark.paths
+
 RNG = np.random.default_rng(0)
 
 

@@ -9,6 +9,8 @@ import tensorflow as tf
 from pixelsnail_tf.logistic_mixture import (bits_per_dim, discretized_mix_logistic_log_prob,
                                             sample_discretized_mix_logistic, uniform_noise)
 
+pytestmark = pytest.mark.paths
+
 
 @pytest.mark.parametrize("key", ["raw_after_init", "raw_final", "ema_final"])
 def test_log_prob_of_stored_network_outputs(tiny_reference, key):

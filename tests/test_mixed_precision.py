@@ -10,6 +10,8 @@ from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 from pixelsnail_tf.training import TrainConfig, Trainer
 
+pytestmark = [pytest.mark.paths, pytest.mark.bfloat16]
+
 MIXED = "mixed_bfloat16"
 
 

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import small_config
+from tolerances import NETWORK_RTOL
 from pixelsnail_tf import tf1_checkpoint
 from pixelsnail_tf.config import PRESETS, REFUSED_VARIANTS, VARIANTS, ModelConfig
 from pixelsnail_tf.model import PixelSNAIL
@@ -105,14 +106,15 @@ def test_attn_rep_overrides_the_number_of_blocks():
     assert ModelConfig(model="h6_noup").num_blocks == 6 and ModelConfig(attn_rep=2).num_blocks == 2
 
 
+@pytest.mark.paths
 def test_any_image_size_and_batch_size():
     model = initialized_model(small_config())
     for shape in [(1, 1, 1, 3), (3, 6, 4, 3), (2, 9, 11, 3)]:
         images = RNG.integers(0, 256, size=shape, dtype=np.uint8)
         ll = model.log_prob(images).numpy()
         assert ll.shape == (shape[0],) and np.all(np.isfinite(ll)) and np.all(ll < 0)
-        # per-image values do not depend on the rest of the batch
-        np.testing.assert_allclose(model.log_prob(images[:1]).numpy(), ll[:1], rtol=1e-5)
+        # per-image values do not depend on the rest of the batch (up to kernels blocked by batch size)
+        np.testing.assert_allclose(model.log_prob(images[:1]).numpy(), ll[:1], rtol=NETWORK_RTOL)
 
 
 def test_class_conditioning_changes_the_likelihood():
@@ -174,6 +176,7 @@ def test_bad_labels_are_refused(num_classes, labels, message):
         model.log_prob(np.zeros((1, 4, 4, 3), np.uint8), labels)
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("model_name", ["h12_pool2_smallkey", "model"])
 def test_xla_compiled_forward_equals_the_graph_one(model_name):
     """The layers compile with XLA (jit_compile=True, e.g. for GPUs) and compute the same numbers."""
@@ -183,5 +186,5 @@ def test_xla_compiled_forward_equals_the_graph_one(model_name):
     model.initialize(images, labels)
     graph = tf.function(lambda x: model(x, labels))(images).numpy()
     xla = tf.function(lambda x: model(x, labels), jit_compile=True)(images).numpy()
-    np.testing.assert_allclose(xla, graph, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xla, graph, rtol=NETWORK_RTOL, atol=NETWORK_RTOL)  # unit-scale outputs
     assert np.abs(graph).max() > 0.1

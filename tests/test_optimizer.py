@@ -1,9 +1,12 @@
 """The original Adam: one step from the reference bundle's gradients reproduces its state."""
 
 import numpy as np
+import pytest
 
 from pixelsnail_tf import checkpointing, tf1_checkpoint
 from pixelsnail_tf.model import PixelSNAIL
+
+pytestmark = pytest.mark.paths
 
 
 def test_one_step_equals_the_original(tiny_config, tiny_reference):

@@ -8,6 +8,8 @@ from conftest import TINY
 from pixelsnail_tf import tf1_checkpoint
 from pixelsnail_tf.training import TrainConfig, Trainer
 
+pytestmark = pytest.mark.paths
+
 # The likelihood's gradient is ill-conditioned (differences of nearby logistic CDFs): network outputs
 # that differ from the original's by float32 rounding (~1e-7 relative: other kernels, summation
 # orders) give gradients that differ by up to ~2e-5 of each tensor's largest entry; a float64
