@@ -21,7 +21,14 @@ pytestmark = pytest.mark.paths
 # inputs (test_logistic_mixture.py). The second moment is quadratic in the gradients: twice their
 # relative error.
 GRADIENT_RTOL = 1e-4
-ATOL = 5e-5  # 5% of one step
+# At a near-zero gradient g the update lr * g / sqrt(g^2 + 1e-6) passes a gradient error through with
+# gain lr / sqrt(1e-6) = 1, and gradients agree to GRADIENT_RTOL of their tensor's largest entry (up to
+# ~0.5 here): 5e-5 per step, 1.5e-4 after 3 (5.6e-5 seen with Eigen's kernels, 2.6e-5 with oneDNN's).
+ATOL = 1.5e-4
+# The Adam moments after steps 2 and 3 hold gradients taken at weights that already differ by up to
+# ATOL, which the ill-conditioned gradient amplifies: 1.25e-4 of the largest entry seen with Eigen's
+# kernels (first-step gradients: within GRADIENT_RTOL everywhere).
+MOMENT_RTOL = 3e-4
 CLOSE = 1e-6
 CLOSE_FRACTION = 1e-3  # weights (and averages) farther than CLOSE from the original's, at most
 
@@ -64,7 +71,7 @@ def assert_state(trainer, entries, tiny_reference, suffix):
                                      ("mom2", trainer.optimizer.second_moment, 2)):
             expected = tiny_reference[f"adam_{moment}_{suffix}/{name}"]
             np.testing.assert_allclose(slots[key].numpy(), expected, rtol=0,
-                                       atol=power * GRADIENT_RTOL * np.abs(expected).max())
+                                       atol=power * MOMENT_RTOL * np.abs(expected).max())
     assert far <= CLOSE_FRACTION * total, f"{far} of {total} values differ by more than {CLOSE}"
 
 
