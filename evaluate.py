@@ -21,7 +21,7 @@ flags.DEFINE_string("data_dir", "./data", "data root: the original's file layout
                     "(cifar-10-python/cifar-10-batches-py/, small_imagenet/imgnet_32x32.npz) or "
                     "tensorflow_datasets' data directory")
 flags.DEFINE_string("images", None, "evaluate on these images instead: a .npy file of uint8 [N,H,W,3]")
-flags.DEFINE_integer("batch_size", 16, "images per forward pass")
+flags.DEFINE_integer("batch_size", 16, "images per forward pass", lower_bound=1)
 flags.DEFINE_string("json_out", None, "write {bpd, per_image_bpd, per_image_log_likelihood} here")
 cli.define_model_flags()
 cli.define_precision_flag()

@@ -20,7 +20,8 @@ flags.DEFINE_string("checkpoint", None, "checkpoint prefix or folder, either kin
 flags.DEFINE_bool("ema", True, "export the Polyak-averaged (EMA) weights; --noema: the raw weights")
 flags.DEFINE_string("image_size", "32,32", "H,W of the images the SavedModel takes and draws")
 flags.DEFINE_string("export_dir", None, "model base path of TF Serving", required=True)
-flags.DEFINE_integer("version", 1, "version folder under --export_dir (must not exist yet)")
+flags.DEFINE_integer("version", 1, "version folder under --export_dir (must not exist yet; TF Serving "
+                     "loads the highest)", lower_bound=0)
 cli.define_model_flags()
 cli.define_kernels_flag(default="reference", note=" (fast needs tensorflow_model_server "
                                "--xla_cpu_compilation_enabled=true on CPU: TF Serving disables XLA JIT "

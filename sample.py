@@ -23,8 +23,9 @@ flags.DEFINE_string("checkpoint", None, "checkpoint prefix or folder, either kin
 flags.DEFINE_enum("sampler", "fast", list(SAMPLERS), "fast: per-layer caches, each pixel computed once; "
                   "naive: the original's algorithm, the whole network for every pixel (same images)")
 flags.DEFINE_bool("ema", True, "sample with the Polyak-averaged (EMA) weights; --noema: raw weights")
-flags.DEFINE_integer("num_samples", 16, "images to draw")
-flags.DEFINE_integer("batch_size", 16, "images drawn together (the result does not depend on it)")
+flags.DEFINE_integer("num_samples", 16, "images to draw", lower_bound=1)
+flags.DEFINE_integer("batch_size", 16, "images drawn together (the result does not depend on it)",
+                     lower_bound=1)
 flags.DEFINE_integer("seed", 0, "same seed, same images (on the same machine): stateless noise")
 flags.DEFINE_integer("class_label", None, "class of every image (class-conditional models; default: "
                      "labels 0, 1, 2, ... in turn)")

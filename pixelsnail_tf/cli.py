@@ -8,7 +8,8 @@ on plain dicts of values.
 import os
 import sys
 
-from absl import flags
+import tensorflow as tf
+from absl import flags, logging
 
 from pixelsnail_tf import checkpointing, tf1_checkpoint
 from pixelsnail_tf.config import VARIANTS, ModelConfig
@@ -81,7 +82,11 @@ def load_model(path, values, explicit, use_ema=True):
     which the `explicit` model flags (given on the command line) must agree with.
     """
     prefix = tf1_checkpoint.resolve_prefix(path)
-    if checkpointing.is_tf1(prefix):
+    try:
+        tf1 = checkpointing.is_tf1(prefix)
+    except (tf.errors.OpError, IndexError) as error:  # a truncated or corrupted index
+        raise ValueError(f"cannot read checkpoint {prefix}: {first_line(error)}") from None
+    if tf1:
         config, kind = model_config_from_flags(values, dropout_p=0.0), "original TF1"
     else:
         config, kind = checkpointing.read_config(os.path.dirname(prefix)), "pixelsnail_tf"
@@ -90,7 +95,10 @@ def load_model(path, values, explicit, use_ema=True):
             raise ValueError(f"model flags contradict {prefix}'s config.json: " + "; ".join(differences))
     model = PixelSNAIL(config, **model_options(values))
     model.build((None, 2, 2, 3))
-    checkpointing.load_weights(model, prefix, use_ema=use_ema)
+    try:
+        checkpointing.load_weights(model, prefix, use_ema=use_ema)
+    except (tf.errors.OpError, IndexError) as error:  # truncated or corrupted data files
+        raise ValueError(f"cannot read checkpoint {prefix}: {first_line(error)}") from None
     return model, prefix, kind
 
 
@@ -104,6 +112,18 @@ def image_size(text):
     return parts
 
 
+def first_line(error):
+    """The first line of an exception's message (TensorFlow's carry stack traces after it)."""
+    lines = str(getattr(error, "message", error)).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def fail(message):
-    """Ends a script with one line on stderr and exit status 1."""
+    """Ends a script with one line on stderr and exit status 1.
+
+    Logging is silenced first: TensorFlow would otherwise log warnings after the line as the program
+    shuts down (e.g. of a checkpoint restore that the error interrupted).
+    """
+    logging.set_verbosity(logging.FATAL)
+    tf.get_logger().setLevel("FATAL")
     sys.exit(f"error: {message}")

@@ -6,11 +6,16 @@ import numpy as np
 from pixelsnail_tf.logistic_mixture import bits_per_dim
 
 
-def log_likelihood(model, images, labels=None, batch_size=16, verbose=True):
+def log_likelihood(model, images, labels=None, batch_size=16, verbose=True, after_batch=None):
     """Per-image log-likelihood in nats (float64 [N]) of uint8 images [N,H,W,3], in order.
 
     Every image counts once, the last partial batch included (the original dropped or crashed on it).
+    after_batch: optional callable run after every batch (an exception it raises stops the loop).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(images) == 0:
+        raise ValueError("no images to evaluate")
     count, dims = len(images), int(np.prod(images.shape[1:]))
     progress = keras.utils.Progbar(count, unit_name="image", verbose=1 if verbose else 0)
     result = np.empty(count, np.float64)
@@ -20,6 +25,8 @@ def log_likelihood(model, images, labels=None, batch_size=16, verbose=True):
         result[start:stop] = model.log_prob(images[start:stop], batch_labels).numpy()
         # Progbar averages these over images: the running mean test bpd
         progress.update(stop, values=[("bpd", float(np.mean(bits_per_dim(result[start:stop], dims))))])
+        if after_batch is not None:
+            after_batch()
     return result
 
 

@@ -1,9 +1,10 @@
 """The epoch loop of train.py: start or resume, train, evaluate, sample, summarize, checkpoint.
 
 A run lives in `save_dir`: `config.json` (the model config), `ckpt-<step>.*` (tf.train.
-CheckpointManager: weights, Polyak averages, Adam state, epoch and batch position), `samples.png`,
-and TensorBoard logs under `logs/`. Running the same command again resumes from the latest
-checkpoint: same weights, averages, moments, learning rate (derived from the step) and data position.
+CheckpointManager: weights, Polyak averages, Adam state, epoch, batch position and images per step),
+`samples.png`, TensorBoard logs under `logs/`, and `.lock` (run_folder: one trainer at a time).
+Running the same command again resumes from the newest checkpoint: same weights, averages, moments,
+learning rate (derived from the step) and data position.
 """
 
 import dataclasses
@@ -17,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pixelsnail_tf import checkpointing, evaluation, tf1_checkpoint
+from pixelsnail_tf import checkpointing, evaluation, run_folder, tf1_checkpoint
 from pixelsnail_tf.cached_sampling import CachedSampler
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.images import float_to_uint8, image_grid
@@ -38,15 +39,16 @@ class RunConfig:
 
 
 class TrainingStopped(Exception):
-    """SIGTERM or Ctrl-C: the loop saves its position and stops."""
+    """SIGTERM or Ctrl-C (SIGINT, handled alike): the loop saves its position and stops."""
 
 
 class NonFiniteLoss(RuntimeError):
     pass
 
 
-def _prepare_save_dir(run, model_config):
-    """Checks or writes config.json; refuses a save_dir made with another model config."""
+def _check_save_dir(run, model_config):
+    """Refuses a save_dir that cannot be written or holds a run of another model config; returns
+    True when config.json is still to be written (after the run's start has succeeded)."""
     try:
         tf.io.gfile.makedirs(run.save_dir)
         probe = os.path.join(run.save_dir, ".write_test")
@@ -55,14 +57,21 @@ def _prepare_save_dir(run, model_config):
         tf.io.gfile.remove(probe)
     except (OSError, tf.errors.OpError) as error:
         raise ValueError(f"cannot write to --save_dir={run.save_dir} ({error})") from None
-    if tf.io.gfile.exists(os.path.join(run.save_dir, checkpointing.CONFIG_FILE)):
-        saved = checkpointing.read_config(run.save_dir)
-        differences = checkpointing.config_differences(saved, model_config)
-        if differences:
-            raise ValueError(f"{run.save_dir} holds a run with another model config: "
-                             + "; ".join(differences))
-    else:
-        checkpointing.write_config(run.save_dir, model_config)
+    if not tf.io.gfile.exists(os.path.join(run.save_dir, checkpointing.CONFIG_FILE)):
+        return True  # a resume then checks the flags against the checkpoint's tensors
+    saved = checkpointing.read_config(run.save_dir)
+    differences = checkpointing.config_differences(saved, model_config)
+    if differences:
+        raise ValueError(f"{run.save_dir} holds a run with another model config: " + "; ".join(differences))
+    return False
+
+
+def _check_finite(trainer):
+    """True when every weight, average and Adam moment is finite (checked before each save)."""
+    tensors = (list(trainer.model.trainable_weights) + list(trainer.ema.shadows)
+               + list(trainer.optimizer.first_moment.values())
+               + list(trainer.optimizer.second_moment.values()))
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
 
 
 def _worker_save_dir(strategy, save_dir):
@@ -78,19 +87,57 @@ def _worker_save_dir(strategy, save_dir):
 
 
 def fit(trainer, train_data, test_data, run, log=print):
-    """Trains until run.max_epochs; returns normally, or raises NonFiniteLoss / TrainingStopped."""
-    model_config, config = trainer.model.config, trainer.config
+    """Trains until run.max_epochs; returns normally, or raises NonFiniteLoss / TrainingStopped.
+
+    The folder is locked for the whole run (a second trainer on it is refused); the newest complete
+    checkpoint is resumed, found by step from the files; config.json is written only once the run has
+    started; a checkpoint is never written over, nor with a non-finite value in it.
+    """
     run = dataclasses.replace(run, save_dir=_worker_save_dir(trainer.strategy, run.save_dir))
-    _prepare_save_dir(run, model_config)
+    config_missing = _check_save_dir(run, trainer.model.config)
+    stop = {"signal": None}
+
+    def stop_requested(*_):
+        if stop["signal"] is not None:
+            raise TrainingStopped(f"signal {stop['signal']}")
+
+    previous = {number: signal.signal(number, lambda n, frame: stop.update(signal=n))
+                for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with run_folder.RunLock(run.save_dir):
+            run_folder.remove_temporary_files(run.save_dir)
+            _fit(trainer, train_data, test_data, run, config_missing, stop_requested, log)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, log):
+    config = trainer.config
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     batch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    manager = tf.train.CheckpointManager(trainer.checkpoint(epoch=epoch, batch=batch), run.save_dir,
-                                         max_to_keep=5)
     images, labels = train_data
     global_batch = config.batch_size * trainer.strategy.num_replicas_in_sync
-    if manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f"resuming {manager.latest_checkpoint}: step {trainer.step}, epoch {int(epoch.numpy())}, "
+    # the data position counts batches: a resume must use the same global batch (0: not recorded,
+    # in checkpoints written before it was)
+    saved_global_batch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    manager = tf.train.CheckpointManager(
+        trainer.checkpoint(epoch=epoch, batch=batch, global_batch=saved_global_batch), run.save_dir,
+        max_to_keep=5)
+    latest = run_folder.newest_checkpoint(run.save_dir)
+    if latest:
+        recorded = any(name.startswith("global_batch/") for name, _ in tf.train.list_variables(latest))
+        state = manager.checkpoint if recorded else trainer.checkpoint(epoch=epoch, batch=batch)
+        try:
+            state.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:  # e.g. another model's shapes
+            raise ValueError(f"cannot resume from {latest} with these model flags: "
+                             + str(error).strip().splitlines()[0]) from None
+        if int(saved_global_batch.numpy()) not in (0, global_batch):
+            raise ValueError(f"{run.save_dir} was trained with {int(saved_global_batch.numpy())} images "
+                             f"per step and this run has {global_batch} (--batch_size x replicas): resume "
+                             f"with the same, or start another --save_dir")
+        log(f"resuming {latest}: step {trainer.step}, epoch {int(epoch.numpy())}, "
             f"batch {int(batch.numpy())}")
     elif run.init_checkpoint:
         prefix = tf1_checkpoint.resolve_prefix(run.init_checkpoint)
@@ -101,12 +148,24 @@ def fit(trainer, train_data, test_data, run, log=print):
         first = np.random.default_rng([run.seed, 0]).permutation(len(images))[:config.init_batch_size]
         trainer.initialize(images[first], None if labels is None else labels[first])
         log(f"data-dependent init on {len(first)} images")
+    saved_global_batch.assign(global_batch)
+    if config_missing:
+        checkpointing.write_config(run.save_dir, trainer.model.config)
 
-    stop = {"signal": None}
-    previous = signal.signal(signal.SIGTERM, lambda number, frame: stop.update(signal=number))
+    def save():
+        prefix = os.path.join(run.save_dir, f"ckpt-{trainer.step}")
+        if run_folder.exists(prefix):  # this step's state is saved already (a resume that took no step)
+            return prefix
+        if not _check_finite(trainer):
+            raise NonFiniteLoss(f"non-finite weights after step {trainer.step}: not saved; the newest "
+                                f"checkpoint ({run_folder.newest_checkpoint(run.save_dir)}) is the last "
+                                f"finite one")
+        return manager.save(checkpoint_number=trainer.step)
+
     writer = tf.summary.create_file_writer(os.path.join(run.save_dir, "logs"))
     dims = int(np.prod(images.shape[1:]))
     try:
+        stop_requested()
         while int(epoch.numpy()) < run.max_epochs:
             current = int(epoch.numpy())
             steps = len(images) // global_batch
@@ -131,29 +190,30 @@ def fit(trainer, train_data, test_data, run, log=print):
                     tf.summary.scalar("train/learning_rate", config.learning_rate_at(trainer.step))
                     tf.summary.scalar("train/images_per_sec", global_batch / seconds)
                     tf.summary.scalar("train/step_seconds", seconds)
-                if stop["signal"] is not None:
-                    raise TrainingStopped(f"signal {stop['signal']}")
+                stop_requested()
             epoch.assign_add(1)
             batch.assign(0)
             if current % run.save_interval == 0 or current + 1 == run.max_epochs:
-                _end_of_interval(trainer, test_data, run, writer, current, bpds, start, log)
-                manager.save(checkpoint_number=trainer.step)
-    except (KeyboardInterrupt, TrainingStopped):
-        manager.save(checkpoint_number=trainer.step)
-        log(f"stopped: saved {manager.latest_checkpoint} (epoch {int(epoch.numpy())}, batch "
-            f"{int(batch.numpy())}); run the same command to resume")
-        raise TrainingStopped() from None
+                save()  # first: a stop during the evaluation loses nothing
+                _end_of_interval(trainer, test_data, run, writer, current, bpds, start, log,
+                                 stop_requested)
+    except TrainingStopped:
+        prefix = save()
+        log(f"stopped: saved {prefix} (epoch {int(epoch.numpy())}, batch {int(batch.numpy())}); run the "
+            f"same command to resume")
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         writer.flush()
 
 
-def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log):
-    """Test bpd and samples with the Polyak-averaged weights; summaries."""
+def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log, stop_requested):
+    """Test bpd and samples with the Polyak-averaged weights; summaries. stop_requested() is called
+    between batches and rows (it raises TrainingStopped to stop)."""
     test_images, test_labels = test_data
     with trainer.ema.swapped_in():
         ll = evaluation.log_likelihood(trainer.model, test_images, test_labels,
-                                       batch_size=run.test_batch_size, verbose=False)
+                                       batch_size=run.test_batch_size, verbose=False,
+                                       after_batch=stop_requested)
         test_bpd = evaluation.summary(ll, test_images.shape)["bpd"]
         grid = None
         if run.num_samples > 0:
@@ -162,7 +222,8 @@ def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log):
                                            trainer.model.config.nr_logistic_mix, run.seed)
             labels = (tf.range(run.num_samples) % trainer.model.config.num_classes
                       if trainer.model.config.num_classes else None)
-            grid = image_grid(float_to_uint8(CachedSampler(trainer.model)(u_mix, u_logistic, labels)))
+            sampler = CachedSampler(trainer.model, progress=stop_requested)
+            grid = image_grid(float_to_uint8(sampler(u_mix, u_logistic, labels)))
             tf.io.write_file(os.path.join(run.save_dir, "samples.png"), tf.io.encode_png(grid))
     train_bpd = float(np.mean(bpds)) if bpds else float("nan")
     with writer.as_default(step=trainer.step):

@@ -5,7 +5,8 @@ The exported graph needs TensorFlow only (not this package). Signatures:
                    -> log_likelihood (nats), bits_per_dim, per image
   sample:          num_samples int32, seed int64 [, class_label int32] -> images uint8 [S, H, W, 3]
                    (the cached sampler: the images sample.py draws with the same seed)
-Inputs of another dtype, rank or channel count are rejected by the signatures themselves.
+Inputs of another dtype, rank or channel count, class labels outside [0, num_classes) and
+num_samples outside [0, MAX_SAMPLES] are rejected by the signatures themselves (InvalidArgumentError).
 """
 
 import tensorflow as tf
@@ -16,9 +17,20 @@ from pixelsnail_tf.cached_sampling import sample_cached
 from pixelsnail_tf.sampling import draw_noise
 
 
+MAX_SAMPLES = 1024  # images one `sample` call draws at most (its caches grow with the batch)
+
+
+def _check_labels(class_label, num_classes):
+    """Assertion ops: every label in [0, num_classes) (a one-hot of another value would be zeros)."""
+    message = f"class_label must lie in [0, {num_classes})"
+    return [tf.debugging.assert_greater_equal(class_label, 0, message=message),
+            tf.debugging.assert_less(class_label, num_classes, message=message)]
+
+
 def export_saved_model(model, path, height, width):
     """Writes the SavedModel of `model` (its current weights) for H x W images to `path`."""
     conditional = model.config.num_classes > 0
+    num_classes = model.config.num_classes
     module = tf.Module()
     module.weights = [w.value for w in model.weights]  # the variables the graphs read
 
@@ -32,7 +44,9 @@ def export_saved_model(model, path, height, width):
             valid = tf.logical_and(valid, tf.equal(tf.shape(class_label)[0], shape[0]))
 
         def compute():
-            x = uint8_to_float(tf.reshape(images, [-1, height, width, 3]))
+            checks = [] if class_label is None else _check_labels(class_label, num_classes)
+            with tf.control_dependencies(checks):
+                x = uint8_to_float(tf.reshape(images, [-1, height, width, 3]))
             return discretized_mix_logistic_log_prob(x, model(x, class_label))
 
         def reject():
@@ -51,13 +65,25 @@ def export_saved_model(model, path, height, width):
         log_likelihood = tf.function(lambda images: scores(images), input_signature=[images_spec])
 
     def draw(num_samples, seed, labels=None):
-        u_mix, u_logistic = draw_noise(num_samples, height, width, model.config.nr_logistic_mix, seed)
-        return {"images": float_to_uint8(sample_cached(model, u_mix, u_logistic, labels))}
+        checks = [tf.debugging.assert_greater_equal(num_samples, 0, message="num_samples must be >= 0"),
+                  tf.debugging.assert_less_equal(num_samples, MAX_SAMPLES, message=(
+                      f"num_samples must be <= {MAX_SAMPLES} per call"))]
+        if labels is not None:
+            checks += _check_labels(labels, num_classes)
+        with tf.control_dependencies(checks):
+            num_samples = tf.identity(num_samples)
+
+        def sampled():
+            u_mix, u_logistic = draw_noise(num_samples, height, width, model.config.nr_logistic_mix, seed)
+            return float_to_uint8(sample_cached(model, u_mix, u_logistic, labels))
+
+        empty = lambda: tf.zeros([0, height, width, 3], tf.uint8)  # noqa: E731
+        return {"images": tf.cond(num_samples > 0, sampled, empty)}
 
     scalar = [tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int64, name="seed")]
     if conditional:
         sample = tf.function(lambda num_samples, seed, class_label: draw(
-            num_samples, seed, tf.fill([num_samples], class_label)),
+            num_samples, seed, tf.fill([tf.maximum(num_samples, 0)], class_label)),
             input_signature=scalar + [tf.TensorSpec([], tf.int32, name="class_label")])
     else:
         sample = tf.function(draw, input_signature=scalar)

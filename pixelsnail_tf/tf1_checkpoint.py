@@ -52,7 +52,8 @@ def resolve_prefix(path):
     """Checkpoint prefix from a prefix (`.../model.ckpt`) or a directory (its latest checkpoint).
 
     For a directory, only the base name recorded in its `checkpoint` file is used (absolute paths
-    written by another machine are not trusted); without that file, the newest `*.index` wins.
+    written by another machine are not trusted); without that file, the highest step number in the
+    names (`ckpt-<step>`) wins, file times only among names without one (a copy changes the times).
     """
     if tf.io.gfile.exists(path + ".index"):
         return path
@@ -69,7 +70,11 @@ def resolve_prefix(path):
     indexes = tf.io.gfile.glob(os.path.join(path, "*.index"))
     if not indexes:
         raise FileNotFoundError(f"no checkpoint in directory {path} (no *.index file)")
-    return max(indexes, key=lambda p: tf.io.gfile.stat(p).mtime_nsec)[:-len(".index")]
+
+    def newest(index):
+        step = re.search(r"-(\d+)\.index$", index)
+        return (int(step.group(1)) if step else -1, tf.io.gfile.stat(index).mtime_nsec)
+    return max(indexes, key=newest)[:-len(".index")]
 
 
 def describe_tf1_shapes(shapes):

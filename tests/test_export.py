@@ -15,7 +15,7 @@ from tolerances import NETWORK_RTOL
 from draws import assert_same_draws
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
-from pixelsnail_tf.serving import export_saved_model
+from pixelsnail_tf.serving import MAX_SAMPLES, export_saved_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -124,6 +124,21 @@ def test_class_conditional_sample_signature(tmp_path):
     images = out["images"].numpy()
     scored = loaded.signatures["serving_default"](images=tf.constant(images),
                                                   class_label=tf.constant([2, 2, 2]))
+    # labels out of range and sample counts out of bounds are refused; 0 samples are an empty batch
+    for label in (4, -1, 2 ** 31 - 1):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"class_label must lie in \[0, 4\)"):
+            loaded.signatures["serving_default"](images=tf.constant(images[:1]),
+                                                 class_label=tf.constant([label]))
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"class_label must lie in \[0, 4\)"):
+            loaded.signatures["sample"](num_samples=tf.constant(1), seed=tf.constant(1, tf.int64),
+                                        class_label=tf.constant(label))
+    for count, message in ((-1, "must be >= 0"), (MAX_SAMPLES + 1, f"must be <= {MAX_SAMPLES}")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures["sample"](num_samples=tf.constant(count), seed=tf.constant(1, tf.int64),
+                                        class_label=tf.constant(0))
+    empty = loaded.signatures["sample"](num_samples=tf.constant(0), seed=tf.constant(1, tf.int64),
+                                        class_label=tf.constant(0))["images"]
+    assert empty.shape == (0, 4, 4, 3) and empty.dtype == tf.uint8
     # the same math in the reloaded graph, whose rewrites may sum in another order (1.1e-6 measured)
     np.testing.assert_allclose(scored["log_likelihood"].numpy(),
                                model.log_prob(images, [2, 2, 2]).numpy(), rtol=NETWORK_RTOL)
