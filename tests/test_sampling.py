@@ -104,7 +104,6 @@ def sample_cli(*args):
                           text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
 
 
-@pytest.mark.paths
 def test_sample_py(tmp_path, tiny_reference, tiny_config):
     np.savez(tmp_path / "noise.npz", u_mix=tiny_reference["sample_rand_u_mix"],
              u_logistic=tiny_reference["sample_rand_u_logistic"])

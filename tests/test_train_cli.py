@@ -56,7 +56,6 @@ def bpd_of(save_dir, images, use_ema):
     return model.bits_per_dim(images).numpy()
 
 
-@pytest.mark.paths
 def test_one_epoch_from_the_original_after_init_checkpoint(tmp_path, bundle_data, tiny_reference):
     run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
                 f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}", "--max_epochs=1",
@@ -70,7 +69,6 @@ def test_one_epoch_from_the_original_after_init_checkpoint(tmp_path, bundle_data
     assert prefix.endswith("ckpt-3") and state["optimizer/t/.ATTRIBUTES/VARIABLE_VALUE"] == 4.0
 
 
-@pytest.mark.paths
 def test_resume_after_sigkill_equals_a_straight_run(tmp_path, bundle_data):
     common = ["--dataset=npz", f"--data_dir={bundle_data}", "--max_epochs=3", "--save_interval=1",
               *BUNDLE_FLAGS[:-1], "--seed=3"]  # shuffled, with data-dependent init
@@ -126,7 +124,6 @@ def test_clear_errors(tmp_path, bundle_data):
                               "nr_filters: 32 != 16")
 
 
-@pytest.mark.paths
 def test_two_cpu_replicas_through_the_command_line(tmp_path, bundle_data, tiny_reference):
     run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
                 f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}", "--max_epochs=1",
@@ -147,7 +144,6 @@ def test_preset_with_overrides(tmp_path, bundle_data):
             config.dropout_p) == (32, 1, 2, 3, 0.0)
 
 
-@pytest.mark.paths
 def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
     np.savez(tmp_path / "train.npz", x=tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3),
              y=np.arange(12) % 3)
