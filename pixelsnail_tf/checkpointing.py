@@ -19,6 +19,7 @@ from pixelsnail_tf.optimizer import OriginalAdam
 
 CONFIG_FILE = "config.json"
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def is_tf1(prefix):
@@ -59,8 +60,20 @@ def read_config(directory):
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path} is missing: it records the model config of the checkpoints "
                                 f"in {directory}")
-    with tf.io.gfile.GFile(path) as f:
-        return ModelConfig(**json.load(f))
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            fields = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    if not isinstance(fields, dict) or set(fields) - known:
+        unknown = sorted(set(fields) - known) if isinstance(fields, dict) else fields
+        raise ValueError(f"{path}: unknown model config fields {unknown}\nthe fields of a model config: "
+                         f"{', '.join(sorted(known))}")
+    try:
+        return ModelConfig(**fields)
+    except TypeError as error:  # a value of the wrong type, e.g. a string where a number belongs
+        raise ValueError(f"{path}: {error}") from None
 
 
 def config_differences(config, other):
@@ -69,11 +82,36 @@ def config_differences(config, other):
             for f in dataclasses.fields(ModelConfig) if getattr(config, f.name) != getattr(other, f.name)]
 
 
+def weight_differences(model, prefix):
+    """Lines naming the model's weights that our checkpoint at `prefix` lacks, holds in another
+    shape, or holds beyond them; [] when they fit."""
+    stored = {}
+    for key, shape in tf.train.list_variables(prefix):
+        if key.startswith("model/") and key.endswith(_VALUE):  # names escape "/" as ".S"
+            stored[key[len("model/"):-len(_VALUE)].replace(".S", "/")] = list(shape)
+    wanted = {weight_name(w): list(w.shape) for w in model.weights}
+    lines = []
+    for what, names in (("absent", sorted(set(wanted) - set(stored))),
+                        ("not in the model", sorted(set(stored) - set(wanted))),
+                        ("of another shape", [f"{n} {stored[n]} vs model {wanted[n]}"
+                                              for n in sorted(set(wanted) & set(stored))
+                                              if wanted[n] != stored[n]])):
+        if names:
+            lines.append(f"{len(names)} weights {what}: " + ", ".join(names[:6])
+                         + (f" ... (+{len(names) - 6} more)" if len(names) > 6 else ""))
+    return lines
+
+
 def load_weights(model, prefix, use_ema=True):
     """Fills `model` from a checkpoint prefix of either kind; raw or Polyak-averaged weights."""
     if is_tf1(prefix):
         tf1_checkpoint.load_tf1_checkpoint(model, prefix, use_ema=use_ema)
         return
+    differences = weight_differences(model, prefix)
+    if differences:
+        raise tf1_checkpoint.CheckpointMismatchError(
+            f"checkpoint {prefix} does not fit the model its folder's {CONFIG_FILE} describes (was "
+            f"{CONFIG_FILE} edited, or copied from another run?)\n" + "\n".join(differences))
     ema = PolyakAverage(model)
     status = model_checkpoint(model, ema).read(prefix)
     status.expect_partial().assert_existing_objects_matched()

@@ -1,23 +1,77 @@
-"""Command-line pieces shared by the scripts: the original train.py's model flags, loading a model
-from either kind of checkpoint, --image_size parsing, one-line failures.
+"""Command-line pieces shared by the programs (pixelsnail_tf.commands): running one, the original
+train.py's model flags, loading a model from either kind of checkpoint, --image_size parsing,
+one-line failures.
 
-The scripts own absl FLAGS; the package only defines flags on the FlagValues it is given and works
-on plain dicts of values.
+Flags are defined on the FlagValues a program is given; only `run_program` touches absl's global one.
 """
 
 import os
 import sys
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import app, flags, logging
 
-from pixelsnail_tf import checkpointing, tf1_checkpoint
-from pixelsnail_tf.config import VARIANTS, ModelConfig
+from pixelsnail_tf import checkpointing, run_folder, tf1_checkpoint
+from pixelsnail_tf.errors import first_line
+from pixelsnail_tf.config import NONLINEARITIES, VARIANTS, ModelConfig
 from pixelsnail_tf.layers.kernels import KERNELS
 from pixelsnail_tf.model import PixelSNAIL
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
                "attn_rep")
+
+
+def run_program(module):
+    """Runs a command module (define_flags, main) as the program: its flags on absl's FlagValues,
+    listed by --help under the module's docstring; stray positional arguments are refused."""
+    before = set(flags.FLAGS)
+    module.define_flags(flags.FLAGS)
+    sys.modules["__main__"].__doc__ = module.__doc__ + "\nflags:\n" + grouped_help(
+        flags.FLAGS, sorted(set(flags.FLAGS) - before))
+
+    def main(argv):
+        if len(argv) > 1:
+            fail(f"unexpected argument {argv[1]!r} (flags are written --name=value; see --help)")
+        quiet_logs(verbose=flags.FLAGS["verbosity"].present)
+        module.main(flags.FLAGS)
+
+    app.run(main)
+
+
+# --help lists a program's flags in these groups, in this order.
+HELP_GROUPS = {
+    "data": ("dataset", "data_set", "data_dir", "images", "image_size", "class_conditional", "shuffle",
+             "noise_from"),
+    "model": MODEL_FLAGS + ("preset", "dropout_p"),
+    "training": ("learning_rate", "lr_decay", "batch_size", "init_batch_size", "polyak_decay",
+                 "max_epochs", "seed", "init_checkpoint"),
+    "checkpoints and outputs": ("checkpoint", "tf1_checkpoint", "to_tf1", "ema", "save_dir",
+                                "save_interval", "num_samples", "sampler", "class_label",
+                                "original_sampling", "out_dir", "json_out", "export_dir", "version"),
+    "compute": ("mixed_precision", "kernels", "nr_gpu"),
+}
+
+
+def grouped_help(flag_values, names):
+    """--help text of the flags `names`, group by group (HELP_GROUPS; the rest under "other")."""
+    grouped = {name for group in HELP_GROUPS.values() for name in group}
+    text = ""
+    for group, members in [*HELP_GROUPS.items(), ("other", tuple(n for n in names if n not in grouped))]:
+        for name in names:
+            if name in members:
+                flag_values.register_key_flag_for_module(group, flag_values[name])
+        section = flag_values.module_help(group)
+        text += section + "\n" if section else ""
+    return text
+
+
+def quiet_logs(verbose):
+    """Warnings and errors only, unless --verbosity was given; TensorFlow's log lines once each (its
+    logger has a handler of its own, and also passed every line on to absl's)."""
+    tf.get_logger().propagate = False
+    if not verbose:
+        logging.set_verbosity(logging.WARNING)
+        tf.get_logger().setLevel("WARNING")
 
 
 def define_model_flags(flag_values=flags.FLAGS):
@@ -26,16 +80,17 @@ def define_model_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("model", d.model, "model variant by the original's name: "
                         + ", ".join(sorted(VARIANTS)), flag_values=flag_values)
     flags.DEFINE_integer("nr_resnet", d.nr_resnet, "gated residual layers before each attention block",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("nr_filters", d.nr_filters, "channels of the residual stream",
-                         flag_values=flag_values)
+                         lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("nr_logistic_mix", d.nr_logistic_mix,
                          "logistic components of the output mixture (CIFAR 10, ImageNet 32)",
-                         flag_values=flag_values)
-    flags.DEFINE_enum("resnet_nonlinearity", d.resnet_nonlinearity, ["concat_elu", "elu", "relu"],
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_enum("resnet_nonlinearity", d.resnet_nonlinearity, list(NONLINEARITIES),
                       "nonlinearity inside the gated residual layers", flag_values=flag_values)
     flags.DEFINE_integer("attn_rep", None, "number of attention blocks; default: what --model "
-                         "implies (h12 -> 12, h8 -> 8, h6_noup/model -> 6)", flag_values=flag_values)
+                         "implies (h12 -> 12, h8 -> 8, h6_noup/model -> 6)", lower_bound=1,
+                         flag_values=flag_values)
 
 
 # --mixed_precision -> the model's Keras dtype policy.
@@ -85,7 +140,7 @@ def load_model(path, values, explicit, use_ema=True):
     try:
         tf1 = checkpointing.is_tf1(prefix)
     except (tf.errors.OpError, IndexError) as error:  # a truncated or corrupted index
-        raise ValueError(f"cannot read checkpoint {prefix}: {first_line(error)}") from None
+        raise unreadable(prefix, error) from None
     if tf1:
         config, kind = model_config_from_flags(values, dropout_p=0.0), "original TF1"
     else:
@@ -98,24 +153,56 @@ def load_model(path, values, explicit, use_ema=True):
     try:
         checkpointing.load_weights(model, prefix, use_ema=use_ema)
     except (tf.errors.OpError, IndexError) as error:  # truncated or corrupted data files
-        raise ValueError(f"cannot read checkpoint {prefix}: {first_line(error)}") from None
+        raise unreadable(prefix, error) from None
     return model, prefix, kind
 
 
+def unreadable(prefix, error):
+    """The error for a checkpoint whose files cannot be read; TensorFlow's reason on a second line."""
+    return ValueError(f"cannot read checkpoint {prefix}: a damaged or truncated file\n{first_line(error)}")
+
+
 def image_size(text):
-    """[H, W] from "H,W" or "N" (square)."""
-    parts = [int(p) for p in text.split(",")]
+    """[H, W] from --image_size "H,W" or "N" (square)."""
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or min(parts) < 1:
-        raise ValueError(f"--image_size must be H,W or one number, got {text!r}")
+        raise ValueError(f"--image_size must be H,W or one number (positive integers), got {text!r}")
     return parts
 
 
-def first_line(error):
-    """The first line of an exception's message (TensorFlow's carry stack traces after it)."""
-    lines = str(getattr(error, "message", error)).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+def image_size_for(values, prefix):
+    """[H, W]: --image_size as given, else the size the run in the checkpoint's folder was trained at
+    (its flags.txt), else the flag's default."""
+    text = values.image_size
+    if not values["image_size"].present:
+        text = run_folder.recorded_flag(os.path.dirname(prefix), "image_size") or text
+    return image_size(text)
+
+
+def check_output_folder(path, flag):
+    """Creates folder `path` of --flag, or fails with one line, before any work is done."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{flag}={path}: cannot create that folder ({error.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"{flag}={path} is not writable")
+
+
+def check_output_file(path, flag):
+    """Fails with one line when file `path` of --flag could not be written, before any work is done."""
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise ValueError(f"{flag}={path} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag}={path}: folder {folder} does not exist")
+    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        raise ValueError(f"{flag}={path} is not writable")
 
 
 def fail(message):

@@ -3,7 +3,6 @@
 import dataclasses
 from typing import Optional
 
-from pixelsnail_tf.layers.nonlinearities import get_nonlinearity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +42,9 @@ REFUSED_VARIANTS = {
     "pxpp": "the PixelCNN++ baseline is not implemented in pixelsnail_tf yet",
 }
 
+# The gated residual layers' nonlinearities (`--resnet_nonlinearity`; layers/nonlinearities.py).
+NONLINEARITIES = ("concat_elu", "elu", "relu")
+
 # Key and query width of the "smallkey" models.
 SMALL_KEY_SIZE = 16
 
@@ -72,7 +74,9 @@ class ModelConfig:
         if self.model not in VARIANTS:
             raise ValueError(
                 f"unknown --model={self.model!r}; choose one of {', '.join(sorted(VARIANTS))}")
-        get_nonlinearity(self.resnet_nonlinearity)
+        if self.resnet_nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"unknown resnet_nonlinearity {self.resnet_nonlinearity!r}; choose one of "
+                             f"{', '.join(NONLINEARITIES)}")
         for name in ("nr_resnet", "nr_filters", "nr_logistic_mix"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,7 +1,7 @@
 """Convert checkpoints between the original TF1 layout and pixelsnail_tf's, both ways, exactly.
 
-  python -m pixelsnail_tf.convert --tf1_checkpoint=checkpoints/cifar --save_dir=runs/cifar [model flags]
-  python -m pixelsnail_tf.convert --to_tf1 --checkpoint=runs/cifar --save_dir=checkpoints/cifar_tf1
+  pixelsnail-convert --tf1_checkpoint=checkpoints/cifar --save_dir=runs/cifar [model flags]
+  pixelsnail-convert --to_tf1 --checkpoint=runs/cifar --save_dir=checkpoints/cifar_tf1
 
 Everything the original saves travels: raw weights, their Polyak averages, the Adam moments and its
 step counter t. Ours is written as `<save_dir>/ckpt-<t-1>` with `config.json`; the TF1 side as
@@ -24,9 +24,12 @@ def _built_model(config):
 
 
 def _require_empty(save_dir):
-    if tf.io.gfile.exists(save_dir) and (tf.io.gfile.glob(os.path.join(save_dir, "*.index"))
-                                         or tf.io.gfile.exists(os.path.join(save_dir, "checkpoint"))):
-        raise FileExistsError(f"{save_dir} already holds checkpoints; convert into an empty folder")
+    if not tf.io.gfile.exists(save_dir):
+        return
+    if not tf.io.gfile.isdir(save_dir):
+        raise ValueError(f"--save_dir={save_dir} is a file; give a folder")
+    if tf.io.gfile.listdir(save_dir):
+        raise FileExistsError(f"{save_dir} is not empty; convert into an empty folder")
 
 
 def tf1_to_ours(tf1_path, config, save_dir):
@@ -65,44 +68,3 @@ def ours_to_tf1(path, save_dir):
     with tf.io.gfile.GFile(os.path.join(save_dir, "checkpoint"), "w") as f:
         f.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
     return out
-
-
-def main(argv):
-    from absl import flags
-
-    from pixelsnail_tf import cli
-    values = flags.FLAGS.flag_values_dict()
-    del argv
-    try:
-        if values["to_tf1"]:
-            if not values["checkpoint"]:
-                raise ValueError("--to_tf1 needs --checkpoint (a pixelsnail_tf checkpoint)")
-            written = ours_to_tf1(values["checkpoint"], values["save_dir"])
-        else:
-            if not values["tf1_checkpoint"]:
-                raise ValueError("give --tf1_checkpoint (or --to_tf1 with --checkpoint)")
-            config = cli.model_config_from_flags(values, dropout_p=values["dropout_p"])
-            written = tf1_to_ours(values["tf1_checkpoint"], config, values["save_dir"])
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        cli.fail(error)
-    print(f"wrote {written}")
-
-
-def _define_flags():
-    from absl import flags
-
-    from pixelsnail_tf import cli
-    flags.DEFINE_string("tf1_checkpoint", None, "original TF1 checkpoint (prefix or folder) to convert")
-    flags.DEFINE_string("checkpoint", None, "with --to_tf1: pixelsnail_tf checkpoint (prefix or folder)")
-    flags.DEFINE_bool("to_tf1", False, "convert ours -> the original layout instead")
-    flags.DEFINE_string("save_dir", None, "empty folder to write the converted checkpoint into",
-                        required=True)
-    flags.DEFINE_float("dropout_p", 0.5, "dropout of the model (recorded in config.json for training)")
-    cli.define_model_flags()
-    flags.adopt_module_key_flags(cli)
-
-
-if __name__ == "__main__":
-    from absl import app
-    _define_flags()
-    app.run(main)

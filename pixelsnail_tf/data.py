@@ -5,23 +5,38 @@ Under `data_dir` the original's layouts are read first:
               (the python pickles of cifar-10-python.tar.gz)
   imagenet32: <data_dir>/small_imagenet/imgnet_32x32.npz with uint8 `trainx`, `testx`
 Otherwise tensorflow_datasets (`cifar10`, `downsampled_imagenet/32x32`) with `data_dir` as its
-data directory, downloading when it can.
+data directory (default: its own), downloading when the network allows.
   npz:        <data_dir>/{train,test}.npz with uint8 `x` [N,H,W,3] and optional integer `y` [N]
   demo:       32x32 patches of the colour photographs inside scikit-image (no download)
 """
 
 import os
 import pickle
+import socket
+import zipfile
 
 import numpy as np
 import tensorflow as tf
 
+from pixelsnail_tf.errors import first_line
+
 DATASETS = ("cifar10", "imagenet32", "npz", "demo")
+# --help's description of every --dataset.
+DATASET_HELP = ("cifar10 or imagenet32 (the original's files under --data_dir, else tensorflow_datasets, "
+                "downloading them), npz (<data_dir>/train.npz, test.npz: uint8 x [N,H,W,3], optional "
+                "int y [N]), demo (32x32 patches of the photographs in scikit-image)")
 # Colour photographs that ship inside scikit-image (pip install scikit-image), cut into 32x32 patches.
 DEMO_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
                "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg")
 DEMO_PATCH = 32
 DEMO_TEST_EVERY = 10  # every 10th patch (in photo, row, column order) is a test patch
+DEFAULT_DATA_DIR = "./data"
+# Where tensorflow_datasets downloads from: its prepared copies, then the data set's own site.
+DOWNLOAD_HOSTS = {"cifar10": ("storage.googleapis.com", "www.cs.toronto.edu"),
+                  "imagenet32": ("storage.googleapis.com", "image-net.org")}
+CONNECT_TIMEOUT = 5  # seconds
+# Class labels (y) lie in [0, MAX_CLASSES): each class is a one-hot input of every gated layer.
+MAX_CLASSES = 10_000
 # The original train.py's --data_set names.
 ORIGINAL_NAMES = {"cifar": "cifar10", "imagenet": "imagenet32"}
 
@@ -50,40 +65,61 @@ def _read_cifar_pickles(data_dir, split):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _read_tfds(name, split, data_dir):
+def _read_tfds(name, split, data_dir, hosts, where):
+    """A split through tensorflow_datasets: its prepared copy in data_dir (None: tfds' own data
+    directory), else downloaded, when one of `hosts` (where it downloads from) answers within
+    CONNECT_TIMEOUT seconds: offline, tfds would retry its downloads for minutes."""
     import tensorflow_datasets as tfds  # slow to import; only needed on this path
-    ds = tfds.load(name, split=split, data_dir=data_dir, batch_size=-1, download=True)
-    arrays = tfds.as_numpy(ds)
+    try:
+        prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
+        if not prepared and not _reachable(hosts):
+            raise DataNotFoundError(f"{name} is not prepared in tensorflow_datasets' data directory and "
+                                    f"{' / '.join(hosts)} cannot be reached to download it: {where}")
+        arrays = tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, batch_size=-1,
+                                         download=True))
+    except DataNotFoundError:
+        raise
+    except Exception as error:  # tfds raises many kinds when a download fails
+        raise DataNotFoundError(f"tensorflow_datasets could not provide {name} "
+                                f"({first_line(error, limit=120)}): {where}") from None
     return arrays["image"].astype(np.uint8), arrays.get("label")
 
 
-def load_split(dataset, split, data_dir):
-    """(images uint8 [N,32,32,3], labels int64 [N] or None) of `split` ("train" or "test")."""
+def _reachable(hosts):
+    for host in hosts:
+        try:
+            socket.create_connection((host, 443), timeout=CONNECT_TIMEOUT).close()
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def load_split(dataset, split, data_dir=None):
+    """(images uint8 [N,H,W,3], labels int64 [N] or None) of `split` ("train" or "test").
+
+    data_dir: where the original's files and npz files are (None: DEFAULT_DATA_DIR), and
+    tensorflow_datasets' data directory (None: its own default, ~/tensorflow_datasets).
+    """
+    root = data_dir or DEFAULT_DATA_DIR
     if dataset == "demo":
         return _demo_patches(split), None
     if dataset == "npz":
-        return _read_npz(os.path.join(data_dir, f"{split}.npz"))
+        return _read_npz(os.path.join(root, f"{split}.npz"))
     if dataset == "cifar10":
-        if os.path.exists(os.path.join(_cifar_dir(data_dir), "test_batch")):
-            return _read_cifar_pickles(data_dir, split)
-        where = (f"put the CIFAR-10 python pickles (cifar-10-python.tar.gz) in "
-                 f"{_cifar_dir(data_dir)}/")
-        tfds_name, tfds_split = "cifar10", split
-    elif dataset == "imagenet32":
-        path = _imagenet_file(data_dir)
+        if os.path.exists(os.path.join(_cifar_dir(root), "test_batch")):
+            return _read_cifar_pickles(root, split)
+        where = f"put the CIFAR-10 python pickles (cifar-10-python.tar.gz) in {_cifar_dir(root)}/"
+        return _read_tfds("cifar10", split, data_dir, DOWNLOAD_HOSTS["cifar10"], where)
+    if dataset == "imagenet32":
+        path = _imagenet_file(root)
         if os.path.exists(path):
             with np.load(path) as f:
                 return f["trainx" if split == "train" else "testx"], None
         where = f"put {path} (uint8 arrays trainx, testx of shape [N,32,32,3])"
-        tfds_name, tfds_split = "downsampled_imagenet/32x32", "train" if split == "train" else "validation"
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    try:
-        return _read_tfds(tfds_name, tfds_split, data_dir)
-    except Exception as error:  # tfds raises many kinds when offline or unprepared
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise DataNotFoundError(f"{dataset} {split} set not found under {data_dir} and "
-                                f"tensorflow_datasets could not provide it ({reason}): {where}") from None
+        return _read_tfds("downsampled_imagenet/32x32", "train" if split == "train" else "validation",
+                          data_dir, DOWNLOAD_HOSTS["imagenet32"], where)
+    raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
 def _demo_patches(split):
@@ -108,15 +144,62 @@ def _read_npz(path):
     if not os.path.exists(path):
         raise DataNotFoundError(f"no such file: {path} (--dataset=npz reads train.npz and test.npz "
                                 f"with uint8 x [N,H,W,3] and optional int y [N])")
-    with np.load(path, allow_pickle=False) as f:
+    with _opened(path, np.lib.npyio.NpzFile, "an .npz archive") as f:
         if "x" not in f:
             raise ValueError(f"{path} has no array named x (uint8 images [N,H,W,3])")
-        images, labels = f["x"], f["y"] if "y" in f else None
+        images = _read_array(lambda: f["x"], f"{path}[x]")
+        labels = _read_array(lambda: f["y"], f"{path}[y]") if "y" in f else None
     _check_images(images, path)
-    if labels is not None and (labels.shape != images.shape[:1] or labels.dtype.kind not in "iu"):
-        raise ValueError(f"{path}: y must be integers of shape [{len(images)}], got {labels.dtype} "
-                         f"of shape {labels.shape}")
+    if labels is not None:
+        if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
+            raise ValueError(f"{path}: y must be integers of shape [{len(images)}], got {labels.dtype} "
+                             f"of shape {labels.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() >= MAX_CLASSES):
+            raise ValueError(f"{path}: class labels y must lie in [0, {MAX_CLASSES}), got values in "
+                             f"[{labels.min()}, {labels.max()}]")
     return images, labels
+
+
+def load_npz_arrays(path, names, description):
+    """{name: array} of the named arrays of an .npz file (`description` says what it should hold)."""
+    if not os.path.exists(path):
+        raise DataNotFoundError(f"no such file: {path}")
+    with _opened(path, np.lib.npyio.NpzFile, f"an .npz archive of {description}") as f:
+        absent = [name for name in names if name not in f]
+        if absent:
+            raise ValueError(f"{path} has no array named {', '.join(absent)} ({description})")
+        return {name: _read_array(lambda name=name: f[name], f"{path}[{name}]") for name in names}
+
+
+class _opened:
+    """np.load(path) as a context, checked to give `kind`; unreadable files are one ValueError."""
+
+    def __init__(self, path, kind, description):
+        self.path, self.kind, self.description = path, kind, description
+
+    def __enter__(self):
+        if os.path.isdir(self.path):
+            raise ValueError(f"{self.path} is a folder; {self.description} is expected")
+        self.loaded = _read_array(lambda: np.load(self.path, allow_pickle=False), self.path)
+        if not isinstance(self.loaded, self.kind):
+            if isinstance(self.loaded, np.lib.npyio.NpzFile):
+                self.loaded.close()
+            raise ValueError(f"{self.path} is not {self.description}")
+        return self.loaded
+
+    def __exit__(self, *exc):
+        if isinstance(self.loaded, np.lib.npyio.NpzFile):
+            self.loaded.close()
+
+
+def _read_array(read, name):
+    """read() with the ways a damaged or hostile file fails turned into one ValueError."""
+    try:
+        return read()
+    except MemoryError:
+        raise ValueError(f"{name}: its header declares an array too large to load") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read {name}: a damaged or truncated file\n{first_line(error)}") from None
 
 
 def _check_images(images, path):
@@ -150,9 +233,6 @@ def load_images_npy(path):
     """uint8 [N,H,W,3] images from a .npy file, checked."""
     if not os.path.exists(path):
         raise DataNotFoundError(f"no such file: {path}")
-    try:
-        images = np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise ValueError(f"{path} is not a plain .npy array ({error})") from None
-    _check_images(images, path)
-    return images
+    with _opened(path, np.ndarray, "a .npy file of uint8 images [N,H,W,3]") as images:
+        _check_images(images, path)
+        return images

@@ -1,8 +1,10 @@
 """The epoch loop of train.py: start or resume, train, evaluate, sample, summarize, checkpoint.
 
-A run lives in `save_dir`: `config.json` (the model config), `ckpt-<step>.*` (tf.train.
+A run lives in `save_dir`: `config.json` (the model config), `flags.txt` (the flags of its newest
+start, when the command gives them), `ckpt-<step>.*` (tf.train.
 CheckpointManager: weights, Polyak averages, Adam state, epoch, batch position and images per step),
-`samples.png`, TensorBoard logs under `logs/`, and `.lock` (run_folder: one trainer at a time).
+`samples.png` (enlarged) and `samples_1x.png`, TensorBoard logs under `logs/train` and
+`logs/test` (with the hyper-parameters for TensorBoard's HParams view), and `.lock` (run_folder: one trainer at a time).
 Running the same command again resumes from the newest checkpoint: same weights, averages, moments,
 learning rate (derived from the step) and data position.
 """
@@ -17,11 +19,13 @@ from typing import Optional
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
 
 from pixelsnail_tf import checkpointing, evaluation, run_folder, tf1_checkpoint
 from pixelsnail_tf.cached_sampling import CachedSampler
 from pixelsnail_tf.data import train_batches
-from pixelsnail_tf.images import float_to_uint8, image_grid
+from pixelsnail_tf.errors import first_line
+from pixelsnail_tf.images import float_to_uint8, write_grid_pngs
 from pixelsnail_tf.logistic_mixture import bits_per_dim
 from pixelsnail_tf.sampling import draw_noise
 
@@ -36,6 +40,7 @@ class RunConfig:
     seed: int = 42
     init_checkpoint: Optional[str] = None  # an original TF1 checkpoint to continue from
     test_batch_size: int = 16
+    flags: Optional[str] = None  # the flagfile of the command that runs it: written at every start
 
 
 class TrainingStopped(Exception):
@@ -126,13 +131,16 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
         max_to_keep=5)
     latest = run_folder.newest_checkpoint(run.save_dir)
     if latest:
-        recorded = any(name.startswith("global_batch/") for name, _ in tf.train.list_variables(latest))
-        state = manager.checkpoint if recorded else trainer.checkpoint(epoch=epoch, batch=batch)
         try:
+            differences = checkpointing.weight_differences(trainer.model, latest)
+            if differences:
+                raise ValueError(f"cannot resume from {latest}: it holds another model than these model "
+                                 f"flags make\n" + "\n".join(differences))
+            recorded = any(name.startswith("global_batch/") for name, _ in tf.train.list_variables(latest))
+            state = manager.checkpoint if recorded else trainer.checkpoint(epoch=epoch, batch=batch)
             state.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:  # e.g. another model's shapes
-            raise ValueError(f"cannot resume from {latest} with these model flags: "
-                             + str(error).strip().splitlines()[0]) from None
+        except (AssertionError, IndexError, tf.errors.OpError) as error:  # e.g. truncated files
+            raise ValueError(f"cannot resume from {latest}: {first_line(error)}") from None
         if int(saved_global_batch.numpy()) not in (0, global_batch):
             raise ValueError(f"{run.save_dir} was trained with {int(saved_global_batch.numpy())} images "
                              f"per step and this run has {global_batch} (--batch_size x replicas): resume "
@@ -151,6 +159,8 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
     saved_global_batch.assign(global_batch)
     if config_missing:
         checkpointing.write_config(run.save_dir, trainer.model.config)
+    if run.flags is not None:
+        run_folder.write_flags(run.save_dir, run.flags)
 
     def save():
         prefix = os.path.join(run.save_dir, f"ckpt-{trainer.step}")
@@ -162,7 +172,13 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
                                 f"finite one")
         return manager.save(checkpoint_number=trainer.step)
 
-    writer = tf.summary.create_file_writer(os.path.join(run.save_dir, "logs"))
+    # train and test bits/dim under one tag in two runs (logs/train, logs/test): one chart in TensorBoard
+    writer = {part: tf.summary.create_file_writer(os.path.join(run.save_dir, "logs", part))
+              for part in ("train", "test")}
+    with writer["train"].as_default(step=trainer.step):
+        hp.hparams({name: value for name, value in {**trainer.model.config.to_dict(),
+                                                   **dataclasses.asdict(config)}.items()
+                    if value is not None})
     dims = int(np.prod(images.shape[1:]))
     try:
         stop_requested()
@@ -185,11 +201,11 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
                 seconds = time.perf_counter() - tick
                 progress.update(int(batch.numpy()), values=[("bpd", bpd),
                                                             ("images/s", global_batch / seconds)])
-                with writer.as_default(step=trainer.step):
-                    tf.summary.scalar("train/bpd", bpd)
-                    tf.summary.scalar("train/learning_rate", config.learning_rate_at(trainer.step))
-                    tf.summary.scalar("train/images_per_sec", global_batch / seconds)
-                    tf.summary.scalar("train/step_seconds", seconds)
+                with writer["train"].as_default(step=trainer.step):
+                    tf.summary.scalar("bpd", bpd)
+                    tf.summary.scalar("learning_rate", config.learning_rate_at(trainer.step))
+                    tf.summary.scalar("images_per_sec", global_batch / seconds)
+                    tf.summary.scalar("step_seconds", seconds)
                 stop_requested()
             epoch.assign_add(1)
             batch.assign(0)
@@ -203,7 +219,8 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
             f"same command to resume")
         raise
     finally:
-        writer.flush()
+        for part in writer.values():
+            part.flush()
 
 
 def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log, stop_requested):
@@ -223,13 +240,13 @@ def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log, s
             labels = (tf.range(run.num_samples) % trainer.model.config.num_classes
                       if trainer.model.config.num_classes else None)
             sampler = CachedSampler(trainer.model, progress=stop_requested)
-            grid = image_grid(float_to_uint8(sampler(u_mix, u_logistic, labels)))
-            tf.io.write_file(os.path.join(run.save_dir, "samples.png"), tf.io.encode_png(grid))
+            grid = write_grid_pngs(run.save_dir, float_to_uint8(sampler(u_mix, u_logistic, labels)))
     train_bpd = float(np.mean(bpds)) if bpds else float("nan")
-    with writer.as_default(step=trainer.step):
-        tf.summary.scalar("test/bpd", test_bpd)
-        tf.summary.scalar("train/epoch_bpd", train_bpd)
+    with writer["test"].as_default(step=trainer.step):
+        tf.summary.scalar("bpd", test_bpd)
         if grid is not None:
             tf.summary.image("samples", grid[None], max_outputs=1)
+    with writer["train"].as_default(step=trainer.step):
+        tf.summary.scalar("epoch_bpd", train_bpd)
     log(f"epoch {epoch}: train bpd {train_bpd:.4f}, test bpd {test_bpd:.4f} (EMA), step "
         f"{trainer.step}, {time.perf_counter() - start:.0f}s")

@@ -4,6 +4,8 @@ Images enter the package as uint8 [batch, H, W, 3] in [0, 255] or float32 in [-1
 sees x = (k - 127.5) / 127.5 = 2k/255 - 1 for an 8-bit level k (as the original's data loaders).
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -96,4 +98,20 @@ def image_grid(images, border=1):
         top = border + (i // cols) * (height + border)
         left = border + (i % cols) * (width + border)
         grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def enlarged(grid, min_width=256):
+    """The grid scaled up by a whole factor (nearest neighbour: each pixel a square) to at least
+    `min_width` pixels wide, so that small images can be seen; unchanged when it is that wide."""
+    factor = max(1, -(-min_width // grid.shape[1]))
+    return np.repeat(np.repeat(np.asarray(grid), factor, axis=0), factor, axis=1)
+
+
+def write_grid_pngs(folder, images):
+    """<folder>/samples.png (the grid, enlarged) and samples_1x.png (one pixel per pixel); returns the
+    unscaled grid."""
+    grid = image_grid(images)
+    tf.io.write_file(os.path.join(folder, "samples.png"), tf.io.encode_png(enlarged(grid)))
+    tf.io.write_file(os.path.join(folder, "samples_1x.png"), tf.io.encode_png(grid))
     return grid

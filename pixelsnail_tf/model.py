@@ -88,7 +88,9 @@ class PixelSNAIL(keras.Model):
                 self.call(tf.zeros([1, 2, 2, 3]), labels)
         self.built = True
 
-    def call(self, x, labels=None, training=False, init=False):
+    def call(self, x, labels=None, training=False, init=False, dropout_seed=None):
+        """Mixture parameters [B,H,W,10*nr_logistic_mix] of images x in [-1, 1]. With `training`,
+        dropout (dropout_seed: int [2], the masks' seed; None: the layers' own seed generators)."""
         c = self.config
         x = tf.cast(x, tf.float32 if init else self.compute_dtype)
         h = tf.one_hot(labels, c.num_classes, dtype=x.dtype) if c.num_classes else None
@@ -98,15 +100,16 @@ class PixelSNAIL(keras.Model):
               + right_shift(self.ul_stem_right(x_pad, init=init)))
         u = down_shift(self.u_stem(x_pad, init=init)) if self.u_stem is not None else None
         gated = dict(h=h, training=training, init=init)
+        seeds = _SeedsPerLayer(dropout_seed)
         for u_resnets, ul_resnets, attention in zip(self.u_resnets, self.ul_resnets, self.attention):
             for r, ul_resnet in enumerate(ul_resnets):
                 if u_resnets:
-                    u = u_resnets[r](u, **gated)
-                ul = ul_resnet(ul, a=u, **gated)
-            ul = attention(ul, x, **gated)
+                    u = u_resnets[r](u, dropout_seed=seeds.next(), **gated)
+                ul = ul_resnet(ul, a=u, dropout_seed=seeds.next(), **gated)
+            ul = attention(ul, x, dropout_seed=seeds.next(), **gated)
         return self.head(tf.cast(tf.nn.elu(ul), tf.float32), init=init)  # mixture parameters in float32
 
-    def initialize(self, images, labels=None):
+    def initialize(self, images, labels=None, dropout_seed=None):
         """The original's data-dependent init on one batch: sets every g and b, keeps V as drawn.
 
         Dropout is active during this pass when dropout_p > 0, as in the original.
@@ -115,7 +118,8 @@ class PixelSNAIL(keras.Model):
         x = image_checks.check_images(images)
         labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
         self.build(x.shape)
-        return self.call(x, labels, training=self.config.dropout_p > 0, init=True)
+        return self.call(x, labels, training=self.config.dropout_p > 0, init=True,
+                         dropout_seed=dropout_seed)
 
     def _log_prob_float(self, x, labels):
         return discretized_mix_logistic_log_prob(x, self(x, labels))
@@ -138,3 +142,16 @@ class PixelSNAIL(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class _SeedsPerLayer:
+    """Seeds of the layers in call order, each folded from one model seed (None: all None)."""
+
+    def __init__(self, seed):
+        self.seed, self.index = seed, 0
+
+    def next(self):
+        if self.seed is None:
+            return None
+        self.index += 1
+        return tf.random.experimental.stateless_fold_in(self.seed, self.index)

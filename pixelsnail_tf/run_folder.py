@@ -15,6 +15,7 @@ import re
 import tensorflow as tf
 
 LOCK_FILE = ".lock"
+FLAGS_FILE = "flags.txt"  # the flags that made the run, as an absl flagfile (written by train.py)
 _CHECKPOINT = re.compile(r"^ckpt-(\d+)\.index$")
 _TEMPORARY = re.compile(r"^ckpt-\d+_temp$")  # TensorFlow writes a checkpoint's shards here first
 
@@ -111,3 +112,23 @@ class RunLock:
 
     def __exit__(self, *exc_info):
         self.release()
+
+
+def write_flags(directory, text):
+    """Writes the run's flagfile, replacing any older one in one step (a crash leaves either)."""
+    path = os.path.join(directory, FLAGS_FILE)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def recorded_flag(directory, name):
+    """The text value of --name in the run's flagfile, or None (no flagfile, or not in it)."""
+    path = os.path.join(directory, FLAGS_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        for line in f.read().splitlines():
+            if line.startswith(f"--{name}="):
+                return line.split("=", 1)[1]
+    return None

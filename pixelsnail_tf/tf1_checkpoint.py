@@ -146,10 +146,12 @@ def read_tf1_checkpoint(model, prefix):
     if wrong_shape:
         problems.append(f"{len(wrong_shape)} shapes differ ({_short(wrong_shape, limit=4)})")
     if problems:
-        looks_like = ", ".join(f"{k}={v}" for k, v in describe_tf1_shapes(shapes).items())
+        guess = describe_tf1_shapes(shapes)
+        looks_like = ", ".join(f"{k}={v}" for k, v in guess.items())
         raise CheckpointMismatchError(
-            f"checkpoint {prefix} does not match the model ({_config_summary(model)}); it looks "
-            f"like {looks_like}. " + "; ".join(problems))
+            f"checkpoint {prefix} was made with other model flags: {_flags_to_change(model, guess)}"
+            f"\nthe model: {_config_summary(model)}\nthe checkpoint looks like {looks_like}\n"
+            + "\n".join(problems))
     tensors = {e.name: {"raw": reader.get_tensor(e.name), "ema": reader.get_tensor(e.ema),
                         "first_moment": reader.get_tensor(e.first_moment),
                         "second_moment": reader.get_tensor(e.second_moment)} for e in entries}
@@ -171,6 +173,21 @@ def load_tf1_checkpoint(model, path, use_ema=True):
 
 def _short(names, limit=6):
     return ", ".join(names[:limit]) + (f" ... (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _flags_to_change(model, guess):
+    """'--nr_resnet=1 (not 2), ...': the flags whose value the checkpoint's shapes tell apart."""
+    c = model.config
+    given = {"nr_filters": c.nr_filters, "nr_logistic_mix": c.nr_logistic_mix, "attn_rep": c.num_blocks,
+             "nr_resnet": c.nr_resnet, "resnet_nonlinearity": c.resnet_nonlinearity}
+    guess = dict(guess, attn_rep=guess.get("attention_blocks"))
+    changes = [f"--{name}={guess[name]} (not {value})" for name, value in given.items()
+               if guess.get(name) is not None and str(value) not in str(guess[name]).split(" or ")]
+    if "small_key" in guess and guess["small_key"] != c.variant.small_key:
+        changes.append("a --model " + ("with" if guess["small_key"] else "without") + " smallkey")
+    if "vertical_stream" in guess and guess["vertical_stream"] != c.variant.vertical_stream:
+        changes.append("--model=model" if guess["vertical_stream"] else "a --model other than 'model'")
+    return ", ".join(changes) or "see the differences below"
 
 
 def _config_summary(model):

@@ -39,10 +39,12 @@ class TrainConfig:
 class Trainer:
     """Model, Polyak average and optimizer state of one run, placed by `strategy`."""
 
-    def __init__(self, model_config, train_config, strategy=None, **model_options):
+    def __init__(self, model_config, train_config, strategy=None, seed=0, **model_options):
         """model_options: PixelSNAIL's `dtype` ("mixed_bfloat16": bfloat16 compute, float32 weights,
-        loss, gradients, Adam and averages) and `kernels`."""
+        loss, gradients, Adam and averages) and `kernels`. Dropout masks are a function of (seed,
+        step, replica): a resumed run draws those of an uninterrupted one."""
         self.config = train_config
+        self.seed = seed
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
             self.model = PixelSNAIL(model_config, **model_options)
@@ -59,22 +61,27 @@ class Trainer:
     def initialize(self, images, labels=None):
         """The original's data-dependent init on the whole init batch; the average starts there."""
         with self.strategy.scope():
-            self.model.initialize(images, labels)
+            self.model.initialize(images, labels, dropout_seed=self._seed(0))
             self.ema.reset()
 
     def checkpoint(self, **extra):
         return checkpointing.model_checkpoint(self.model, self.ema, optimizer=self.optimizer, **extra)
 
-    def _replica_loss_and_gradients(self, images, labels):
+    def _seed(self, step):
+        return tf.constant([self.seed, step], tf.int64)
+
+    def _replica_loss_and_gradients(self, images, labels, step_seed):
         x = uint8_to_float(images)
         weights = self.model.trainable_weights
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        dropout_seed = tf.random.experimental.stateless_fold_in(step_seed, replica)
         with tf.GradientTape() as tape:
-            params = self.model(x, labels, training=True)
+            params = self.model(x, labels, training=True, dropout_seed=dropout_seed)
             loss = -tf.reduce_sum(discretized_mix_logistic_log_prob(x, params))
         return loss, tape.gradient(loss, weights)
 
-    def _distributed_step(self, images, labels, learning_rate):
-        loss, grads = self.strategy.run(self._replica_loss_and_gradients, (images, labels))
+    def _distributed_step(self, images, labels, learning_rate, step_seed):
+        loss, grads = self.strategy.run(self._replica_loss_and_gradients, (images, labels, step_seed))
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         grads = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in grads]
         self.ema.update()
@@ -84,7 +91,7 @@ class Trainer:
     def train_step(self, images, labels=None):
         """One step on a (distributed) batch of uint8 images; returns the summed loss in nats."""
         learning_rate = tf.constant(self.config.learning_rate_at(self.step + 1), tf.float32)
-        return self._step(images, labels, learning_rate)
+        return self._step(images, labels, learning_rate, self._seed(self.step + 1))
 
 
 def make_strategy(nr_gpu=None):

@@ -58,10 +58,13 @@ def test_mismatched_config_lists_differences_and_guesses_the_config(tiny_config)
     model.build((None, 8, 8, 3))
     with pytest.raises(tf1_checkpoint.CheckpointMismatchError) as error:
         tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained" / "model.ckpt"))
-    message = str(error.value)
-    assert "it looks like nr_filters=32, nr_logistic_mix=3, attention_blocks=2, nr_resnet=1" in message
-    assert "shapes differ (model/conv2d_0/V [1, 3, 4, 32] vs model [1, 3, 4, 16]" in message
-    assert "\n" not in message
+    first, *details = str(error.value).splitlines()
+    assert first == (f"checkpoint {TINY / 'trained' / 'model.ckpt'} was made with other model flags: "
+                     "--nr_filters=32 (not 16), --nr_logistic_mix=3 (not 5)")
+    assert details[1].startswith("the checkpoint looks like nr_filters=32, nr_logistic_mix=3, "
+                                 "attention_blocks=2, nr_resnet=1")
+    assert any("shapes differ (model/conv2d_0/V [1, 3, 4, 32] vs model [1, 3, 4, 16]" in line
+               for line in details)
 
 
 def test_missing_and_unexpected_tensors_are_listed(tiny_config):

@@ -1,26 +1,34 @@
-"""evaluate.py end to end (subprocesses) and the data readers behind it."""
+"""The evaluate program end to end (in-process, tests/commands.py) and the data readers behind it."""
 
+import importlib
 import json
 import os
 import pathlib
 import pickle
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+from absl import flags
 
+from commands import invoke
 from conftest import TINY, TINY_FLAGS
 from tolerances import NETWORK_RTOL
 from pixelsnail_tf import data
+from pixelsnail_tf.commands import convert as convert_command
+from pixelsnail_tf.commands import evaluate as evaluate_command
+from pixelsnail_tf.commands import export as export_command
+from pixelsnail_tf.commands import sample as sample_command
+from pixelsnail_tf.commands import train as train_command
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def evaluate(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return invoke(evaluate_command, *args)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +93,9 @@ def last_line(run):
 def test_clear_errors(tmp_path, test_images):
     ckpt = f"--checkpoint={TINY / 'trained'}"
     run = evaluate(ckpt, f"--images={test_images}")  # default flags: the full CIFAR config
-    assert run.returncode == 1 and "it looks like nr_filters=32, nr_logistic_mix=3" in last_line(run)
+    assert run.returncode == 1 and run.stderr.splitlines()[0].endswith(
+        "was made with other model flags: --nr_filters=32 (not 256), --nr_logistic_mix=3 (not 10), "
+        "--attn_rep=2 (not 12), --nr_resnet=1 (not 4)")
     run = evaluate(ckpt, f"--images={tmp_path / 'missing.npy'}", *TINY_FLAGS)
     assert run.returncode == 1 and last_line(run) == f"error: no such file: {tmp_path / 'missing.npy'}"
     np.save(tmp_path / "gray.npy", np.zeros((2, 8, 8), np.uint8))
@@ -94,42 +104,73 @@ def test_clear_errors(tmp_path, test_images):
     run = evaluate(f"--checkpoint={tmp_path}", f"--images={test_images}", *TINY_FLAGS)
     assert run.returncode == 1
     assert last_line(run) == f"error: no checkpoint in directory {tmp_path} (no *.index file)"
-    run = evaluate(ckpt, "--dataset=cifar10", f"--data_dir={tmp_path / 'data'}", *TINY_FLAGS)
-    assert run.returncode == 1
-    assert last_line(run).startswith("error: cifar10 test set not found under")
-    assert last_line(run).endswith(f"put the CIFAR-10 python pickles (cifar-10-python.tar.gz) in "
-                                   f"{tmp_path / 'data' / 'cifar-10-python' / 'cifar-10-batches-py'}/")
     run = evaluate(ckpt, "--model=h6_hier4", f"--images={test_images}")
     assert run.returncode == 1 and "--model=h6_hier4 is not supported: " in last_line(run)
 
 
-MODEL_FLAGS = ["--model", "--nr_resnet", "--nr_filters", "--nr_logistic_mix", "--resnet_nonlinearity",
-               "--attn_rep"]
+MODEL_FLAGS = ["model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity", "attn_rep"]
 
 
-@pytest.mark.parametrize("command, own_flags", [
-    (["evaluate.py"], ["--checkpoint", "--[no]ema", "--dataset", "--data_dir", "--images", "--json_out",
-                       "--batch_size", "--mixed_precision", "--kernels"]),
-    (["sample.py"], ["--checkpoint", "--[no]ema", "--num_samples", "--batch_size", "--seed",
-                     "--class_label", "--image_size", "--out_dir", "--[no]original_sampling",
-                     "--noise_from", "--sampler", "--mixed_precision", "--kernels"]),
-    (["export.py"], ["--checkpoint", "--[no]ema", "--image_size", "--export_dir", "--version",
-                     "--kernels"]),
-    (["train.py"], ["--dataset", "--data_set", "--data_dir", "--save_dir", "--save_interval",
-                    "--init_checkpoint", "--[no]class_conditional", "--learning_rate", "--lr_decay",
-                    "--batch_size", "--init_batch_size", "--dropout_p", "--max_epochs", "--nr_gpu",
-                    "--polyak_decay", "--seed", "--[no]shuffle", "--num_samples", "--preset",
-                    "--mixed_precision", "--kernels"]),
-    (["-m", "pixelsnail_tf.convert"], ["--tf1_checkpoint", "--checkpoint", "--[no]to_tf1", "--save_dir",
-                                       "--dropout_p"]),
+@pytest.mark.parametrize("module, own_flags", [
+    (evaluate_command, ["checkpoint", "ema", "dataset", "data_dir", "images", "json_out", "batch_size",
+                        "mixed_precision", "kernels"]),
+    (sample_command, ["checkpoint", "ema", "num_samples", "batch_size", "seed", "class_label", "image_size",
+                      "out_dir", "original_sampling", "noise_from", "sampler", "mixed_precision", "kernels"]),
+    (export_command, ["checkpoint", "ema", "image_size", "export_dir", "version", "kernels"]),
+    (train_command, ["dataset", "data_set", "data_dir", "save_dir", "save_interval", "init_checkpoint",
+                     "class_conditional", "learning_rate", "lr_decay", "batch_size", "init_batch_size",
+                     "dropout_p", "max_epochs", "nr_gpu", "polyak_decay", "seed", "shuffle", "num_samples",
+                     "preset", "image_size", "mixed_precision", "kernels"]),
+    (convert_command, ["tf1_checkpoint", "checkpoint", "to_tf1", "save_dir", "dropout_p"]),
 ])
-def test_help_lists_every_flag(command, own_flags):
-    script = [str(ROOT / command[0])] if command[0].endswith(".py") else command
-    run = subprocess.run([sys.executable, *script, "--help"], capture_output=True, text=True,
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300, cwd=ROOT)
-    assert run.returncode in (0, 1) and "Traceback" not in run.stderr  # absl ends --help with 1
-    for flag in own_flags + MODEL_FLAGS:
-        assert flag in run.stdout, flag
+def test_every_program_has_its_flags(module, own_flags):
+    values = flags.FlagValues()
+    module.define_flags(values)
+    assert set(values) == set(own_flags + MODEL_FLAGS)
+
+
+def test_help_lists_every_flag_and_nothing_else():
+    """The installed console command: its --help lists its flags once each, without TensorFlow's start-up
+    lines or retracing warnings."""
+    command = os.path.join(os.path.dirname(sys.executable), "pixelsnail-evaluate")
+    run = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert run.returncode in (0, 1), run.stderr  # absl ends --help with 1
+    assert run.stderr == ""
+    values = flags.FlagValues()
+    evaluate_command.define_flags(values)
+    listed = [line.split(":")[0].strip() for line in run.stdout.splitlines() if line.startswith("  --")]
+    assert sorted(listed) == sorted(f"--[no]{name}" if values[name].boolean else f"--{name}"
+                                    for name in values)
+    lines = [line for line in run.stdout.splitlines() if line.strip() and not line.startswith("    (")]
+    assert len(lines) == len(set(lines)), "a line printed twice"  # "(an integer)" and such repeat
+
+
+def test_offline_without_the_data_fails_within_seconds(tmp_path, monkeypatch):
+    """No prepared data and no network: one line saying what to put where, without minutes of
+    download retries (the network is cut off for this test: no connection succeeds)."""
+    def unreachable(address, *args, **kwargs):
+        raise OSError(f"no route to {address[0]}")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    start = time.perf_counter()
+    run = invoke(train_command, "--dataset=cifar10", f"--data_dir={tmp_path / 'data'}",
+                 f"--save_dir={tmp_path / 'run'}")
+    assert time.perf_counter() - start < 30
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        "error: cifar10 is not prepared in tensorflow_datasets' data directory and storage.googleapis.com "
+        "/ www.cs.toronto.edu cannot be reached to download it: put the CIFAR-10 python pickles "
+        f"(cifar-10-python.tar.gz) in {tmp_path / 'data' / 'cifar-10-python' / 'cifar-10-batches-py'}/"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_what_tensorflow_datasets_needs_to_download_is_installed():
+    """The modules its download path imports lazily (tensorflow_datasets/core: dataset_builder,
+    download/): a fresh install that lacks one fails only once it downloads."""
+    for module in ("importlib_resources", "etils.epath", "termcolor", "requests", "tqdm", "promise",
+                   "psutil", "tree", "array_record.python", "pyarrow", "google.protobuf"):
+        importlib.import_module(module)
 
 
 def write_cifar_pickles(folder, images, labels):

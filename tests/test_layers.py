@@ -132,6 +132,17 @@ def test_gated_resnet_dropout_only_in_training():
     np.testing.assert_array_equal(no_dropout(x, training=True).numpy(), no_dropout(x).numpy())
 
 
+def test_gated_resnet_dropout_masks_are_a_function_of_the_seed():
+    layer = GatedResnet(dropout_p=0.5)
+    x = random(2, 4, 4, 3)
+    seed = tf.constant([7, 3], tf.int64)
+    first = layer(x, training=True, dropout_seed=seed).numpy()
+    np.testing.assert_array_equal(layer(x, training=True, dropout_seed=seed).numpy(), first)
+    assert not np.allclose(layer(x, training=True, dropout_seed=seed + [0, 1]).numpy(), first)
+    # without a seed: the layer's own generator, another mask on every call
+    assert not np.allclose(layer(x, training=True).numpy(), layer(x, training=True).numpy())
+
+
 @pytest.mark.parametrize("make, args", [
     (lambda: WeightNormConv2D(4, (2, 3), init_scale=0.1, padding="SAME"), (random(2, 5, 5, 3),)),
     (lambda: WeightNormDense(4), (random(2, 5, 3),)),

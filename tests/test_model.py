@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from conftest import small_config
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import tf1_checkpoint
+from pixelsnail_tf import config, tf1_checkpoint
+from pixelsnail_tf.layers import nonlinearities
 from pixelsnail_tf.config import PRESETS, REFUSED_VARIANTS, VARIANTS, ModelConfig
 from pixelsnail_tf.model import PixelSNAIL
 
@@ -97,8 +98,12 @@ def test_broken_variants_are_refused_by_name(name):
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="unknown --model='h12'"):
         ModelConfig(model="h12")
-    with pytest.raises(ValueError, match="unknown nonlinearity 'tanh'"):
+    with pytest.raises(ValueError, match="unknown resnet_nonlinearity 'tanh'"):
         ModelConfig(resnet_nonlinearity="tanh")
+
+
+def test_the_config_names_the_nonlinearities_the_layers_have():
+    assert set(config.NONLINEARITIES) == set(nonlinearities.NONLINEARITIES)
 
 
 def test_attn_rep_overrides_the_number_of_blocks():

@@ -1,26 +1,21 @@
 """The reference (naive) sampler: the original's stored samples, a step-by-step re-implementation,
-valid pixel values, the analytic distribution of the first pixel; sample.py end to end."""
+valid pixel values, the analytic distribution of the first pixel; the sample program end to end."""
 
 import math
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from commands import invoke
 from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from draws import EPSILON, assert_same_draws
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.cached_sampling import CachedSampler
+from pixelsnail_tf.commands import sample as sample_command
 from pixelsnail_tf.images import float_to_uint8, round_to_levels
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
 
 # Continuous feedback (the original's sampling) carries each step's rounding into the later steps, so
 # another summation order (our kernels against the original's graph, oneDNN against Eigen, Winograd,
@@ -100,8 +95,7 @@ def test_first_pixel_follows_the_model_distribution():
 
 
 def sample_cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "sample.py"), *args], capture_output=True,
-                          text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    return invoke(sample_command, *args)
 
 
 def test_sample_py(tmp_path, tiny_reference, tiny_config):
@@ -115,8 +109,11 @@ def test_sample_py(tmp_path, tiny_reference, tiny_config):
     np.testing.assert_allclose(floats, tiny_reference["sample_rand_x"], atol=EPSILON)  # as above
     images = np.load(tmp_path / "replay" / "samples.npy")
     assert images.dtype == np.uint8 and images.shape == (2, 8, 8, 3)
-    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "replay" / "samples.png"))).numpy()
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "replay" / "samples_1x.png"))).numpy()
     assert png.shape == (1 + 8 + 1, 1 + 2 * (8 + 1), 3)
+    large = tf.io.decode_png(tf.io.read_file(str(tmp_path / "replay" / "samples.png"))).numpy()
+    assert large.shape == (10 * 14, 19 * 14, 3)  # 19 pixels wide, 14x to reach 256
+    np.testing.assert_array_equal(large[::14, ::14], png)
     np.testing.assert_array_equal(png[1:9, 1:9], images[0])  # true colours, not stretched
     np.testing.assert_array_equal(png[1:9, 10:18], images[1])
     # same seed, same images, whatever the batching and the sampler (fast by default); non-square size

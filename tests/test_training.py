@@ -85,7 +85,8 @@ def test_learning_rate_schedule(tiny_reference):
 def test_gradients_equal_the_original(tiny_config, tiny_reference, kernels):
     trainer = Trainer(tiny_config, bundle_train_config(tiny_reference), kernels=kernels)
     entries = start_from_bundle(trainer)
-    loss, grads = trainer._replica_loss_and_gradients(tf.constant(tiny_reference["x_train_u8"][0]), None)
+    loss, grads = trainer._replica_loss_and_gradients(tf.constant(tiny_reference["x_train_u8"][0]), None,
+                                                      trainer._seed(1))
     np.testing.assert_allclose(float(loss), tiny_reference["train_loss"][0], rtol=1e-6)
     names = {id(e.variable): e.name for e in entries}
     for w, g in zip(trainer.model.trainable_weights, grads):
@@ -119,3 +120,28 @@ def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_refer
         losses.append(float(trainer.train_step(images).numpy()))
     np.testing.assert_allclose(losses, tiny_reference["train_loss"], rtol=1e-6)
     assert_state(trainer, entries, tiny_reference, "final")
+
+
+def test_dropout_masks_follow_seed_step_and_replica(tiny_config, tiny_reference):
+    """The masks are a function of (seed, step, replica) alone: the same (seed, step) gives the same
+    loss (what makes a resumed run equal an uninterrupted one: test_run_folder), another seed or step
+    another, and the two replicas of a step draw different masks."""
+    strategy = tf.distribute.MirroredStrategy(two_cpu_devices())
+    trainer = Trainer(tiny_config.replace(dropout_p=0.5), bundle_train_config(tiny_reference), strategy,
+                      seed=3)
+    start_from_bundle(trainer)
+    images = tiny_reference["x_train_u8"][0][:2]
+    batch = tf.data.Dataset.from_tensor_slices(np.concatenate([images, images])).batch(4)
+    (distributed,) = list(strategy.experimental_distribute_dataset(batch))
+    replica_losses = tf.function(lambda seed: strategy.run(trainer._replica_loss_and_gradients,
+                                                           (distributed, None, seed))[0])
+
+    def losses(seed, step):
+        return [float(v) for v in strategy.experimental_local_results(
+            replica_losses(tf.constant([seed, step], tf.int64)))]
+
+    first = losses(3, 1)
+    assert trainer._seed(1).numpy().tolist() == [3, 1]
+    assert first[0] != first[1]  # the same images on both replicas, other masks
+    assert losses(3, 1) == first
+    assert losses(4, 1) != first and losses(3, 2) != first

@@ -154,16 +154,18 @@ class CausalAttentionBlock(keras.layers.Layer):
                 + self.query_resnet.weight_norm_layers() + [self.query_projection]
                 + self.out_resnet.weight_norm_layers())
 
-    def call(self, ul, x, h=None, training=False, init=False):
+    def call(self, ul, x, h=None, training=False, init=False, dropout_seed=None):
         background = positional_background(ul)
         gated = dict(h=h, training=training, init=init)
-        kv = self.kv_projection(
-            self.kv_resnet(tf.concat([x, ul, background], axis=-1), **gated), init=init)
+        seeds = ([None] * 3 if dropout_seed is None
+                 else tf.unstack(tf.random.experimental.stateless_split(dropout_seed, 3)))
+        kv = self.kv_projection(self.kv_resnet(tf.concat([x, ul, background], axis=-1),
+                                               dropout_seed=seeds[0], **gated), init=init)
         key, value = kv[..., :self.key_size], kv[..., self.key_size:]
-        query = self.query_projection(
-            self.query_resnet(tf.concat([ul, background], axis=-1), **gated), init=init)
+        query = self.query_projection(self.query_resnet(tf.concat([ul, background], axis=-1),
+                                                        dropout_seed=seeds[1], **gated), init=init)
         mixed = causal_attention(key, value, query, self.downsample)
-        return self.out_resnet(ul, a=mixed, **gated)
+        return self.out_resnet(ul, a=mixed, dropout_seed=seeds[2], **gated)
 
     def get_config(self):
         config = super().get_config()

@@ -35,7 +35,9 @@ class GatedResnet(keras.layers.Layer):
     added after the first convolution); `h` an optional conditioning vector [batch, K] (a learned
     [K, 2C] matrix, not weight-normalized, N(0, 0.05^2), adds h W to every pixel before the gate).
     Dropout (inverted, rate `dropout_p`) acts when `training` is true, the data-dependent init
-    pass included, as in the original. `kernels` (layers/kernels.py): "fast" (Winograd convolutions,
+    pass included, as in the original. Its mask is a function of `dropout_seed` (int [2]) when one
+    is given (training.py derives it from the run's seed, the step and the replica, so that a resumed
+    run draws the masks of an uninterrupted one), else of the layer's own Keras seed generator. `kernels` (layers/kernels.py): "fast" (Winograd convolutions,
     XLA-fused nonlinearities and gate) or "reference" (TensorFlow's own ops, as the original).
     """
 
@@ -60,8 +62,7 @@ class GatedResnet(keras.layers.Layer):
         self.aux = WeightNormDense(channels, name="aux") if a_shape is not None else None
         self.conv_out = conv(2 * channels, init_scale=SECOND_CONV_INIT_SCALE, name="conv_out",
                              **options)
-        self.dropout = (keras.layers.Dropout(self.dropout_p, autocast=False) if self.dropout_p > 0
-                        else None)
+        self.seed_generator = keras.random.SeedGenerator() if self.dropout_p > 0 else None
         self.hw = None
         if h_shape is not None:
             self.hw = self.add_weight(
@@ -79,14 +80,14 @@ class GatedResnet(keras.layers.Layer):
         """The weight-normalized sublayers in the original's creation order."""
         return [layer for layer in (self.conv_in, self.aux, self.conv_out) if layer is not None]
 
-    def call(self, x, a=None, h=None, training=False, init=False):
+    def call(self, x, a=None, h=None, training=False, init=False, dropout_seed=None):
         return self.residual(
             x, lambda t, f: self.conv_in(t, init=init, activation=f),
             lambda t, f: self.conv_out(t, init=init, activation=f),
-            lambda t: self.aux(t, init=init), a=a, h=h, training=training)
+            lambda t: self.aux(t, init=init), a=a, h=h, training=training, dropout_seed=dropout_seed)
 
     def residual(self, x, conv_in, conv_out, aux=None, a=None, h=None, training=False,
-                 elementwise=None):
+                 elementwise=None, dropout_seed=None):
         """The layer's math with its linear maps given as functions: conv_in(t, f) and
         conv_out(t, f) convolve f(t) (f is the nonlinearity, or None: t itself; a Winograd
         convolution computes f in its input transform), aux(t) projects t.
@@ -101,8 +102,8 @@ class GatedResnet(keras.layers.Layer):
         c = conv_in(x, f)
         if a is not None:
             c = c + aux(f(a))
-        if self.dropout is not None and training:  # dropout comes between f and the convolution
-            c = conv_out(self.dropout(f(c), training=True), None)
+        if self.dropout_p > 0 and training:  # dropout comes between f and the convolution
+            c = conv_out(self._dropout(f(c), dropout_seed), None)
         else:
             c = conv_out(c, f)
         if h is not None:
@@ -111,6 +112,11 @@ class GatedResnet(keras.layers.Layer):
                 conditioning = conditioning[:, None]  # [B, 2C] -> [B, 1, ..., 1, 2C]
             c = c + conditioning
         return GATED_SUM[kernels](x, c)
+
+    def _dropout(self, t, seed):
+        if seed is None:
+            return keras.random.dropout(t, self.dropout_p, seed=self.seed_generator)
+        return tf.nn.experimental.stateless_dropout(t, self.dropout_p, seed)
 
     def get_config(self):
         config = super().get_config()

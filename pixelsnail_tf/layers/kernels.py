@@ -10,6 +10,8 @@ The same math either way (tests/test_kernels.py, and the reference tests run wit
 A SavedModel with fast kernels needs XLA JIT where it is served (export.py defaults to "reference").
 """
 
+import logging
+
 import tensorflow as tf
 
 KERNELS = ("fast", "reference")
@@ -19,6 +21,19 @@ def check_kernels(kernels):
     if kernels not in KERNELS:
         raise ValueError(f"unknown kernels {kernels!r}; choose one of {', '.join(KERNELS)}")
     return kernels
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warnings about the fused kernels below:
+    they are traced once per shape and calling graph by design (every layer and image size calls
+    them), which is what that warning counts."""
+
+    def filter(self, record):
+        return not ("triggered tf.function retracing" in record.getMessage()
+                    and "xla_fused.<locals>" in record.getMessage())
+
+
+tf.get_logger().addFilter(_ExpectedRetracing())
 
 
 def xla_fused(fn):

@@ -1,0 +1,62 @@
+"""Test bits/dim of a PixelSNAIL checkpoint: pixelsnail_tf's own or an original TF1 one.
+
+  pixelsnail-evaluate --checkpoint=checkpoints/cifar --dataset=cifar10
+  pixelsnail-evaluate --checkpoint=PREFIX --images=test.npy --json_out=result.json
+"""
+
+import json
+import sys
+
+from absl import flags
+
+from pixelsnail_tf import cli, data, evaluation
+
+
+def define_flags(fv):
+    flags.DEFINE_string("checkpoint", None, "checkpoint prefix (.../model.ckpt, .../ckpt-7) or a directory "
+                        "(its newest checkpoint); original TF1 checkpoints are detected", required=True,
+                        flag_values=fv)
+    flags.DEFINE_bool("ema", True, "evaluate the Polyak-averaged (EMA) weights; --noema: the raw weights",
+                      flag_values=fv)
+    flags.DEFINE_enum("dataset", "cifar10", list(data.DATASETS), "test set to evaluate on: "
+                      + data.DATASET_HELP, flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "where the data set is: the original's files "
+                        "(cifar-10-python/cifar-10-batches-py/, small_imagenet/imgnet_32x32.npz), npz's "
+                        "train.npz/test.npz, or tensorflow_datasets' data directory, where it downloads "
+                        "to (default: ./data for files, tensorflow_datasets' own for downloads)",
+                        flag_values=fv)
+    flags.DEFINE_string("images", None, "evaluate on these images instead: a .npy file of uint8 [N,H,W,3]",
+                        flag_values=fv)
+    flags.DEFINE_integer("batch_size", 16, "images per forward pass", lower_bound=1, flag_values=fv)
+    flags.DEFINE_string("json_out", None, "write {bpd, per_image_bpd, per_image_log_likelihood} here",
+                        flag_values=fv)
+    cli.define_model_flags(fv)
+    cli.define_precision_flag(fv)
+    cli.define_kernels_flag(fv)
+
+
+def main(values):
+    try:
+        if values.json_out:
+            cli.check_output_file(values.json_out, "--json_out")
+        model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
+                                             cli.explicit_model_flags(values), use_ema=values.ema)
+        if values.images:
+            images, labels = data.load_images_npy(values.images), None
+        else:
+            images, labels = data.load_split(values.dataset, "test", values.data_dir)
+        if not model.config.num_classes:
+            labels = None
+        ll = evaluation.log_likelihood(model, images, labels, batch_size=values.batch_size)
+    except (ValueError, FileNotFoundError) as error:
+        cli.fail(error)
+    result = evaluation.summary(ll, images.shape)
+    print(f"test bpd {result['bpd']:.6f} on {len(images)} images "
+          f"({'EMA' if values.ema else 'raw'} weights, {kind} checkpoint {prefix})")
+    if values.json_out:
+        with open(values.json_out, "w") as f:
+            json.dump(result, f)
+
+
+def run():
+    cli.run_program(sys.modules[__name__])

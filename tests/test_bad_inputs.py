@@ -1,0 +1,172 @@
+"""Every mistake a user can make with the programs is one line: exit status 1, no traceback, a first line
+of at most 200 characters that says what is wrong, and every input file left as it was.
+
+The programs run in-process (tests/commands.py): an exception other than SystemExit fails the test
+where the real program would print a traceback.
+"""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import numpy.lib.format
+import pytest
+
+from commands import invoke
+from conftest import TINY, TINY_FLAGS
+from pixelsnail_tf import convert
+from pixelsnail_tf.commands import convert as convert_command
+from pixelsnail_tf.commands import evaluate, export, sample, train
+
+FIRST_LINE_LIMIT = 200
+
+
+def images(rng, count, size=8):
+    return rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, tiny_config):
+    """A folder of good and bad inputs; the tests check that none of it changes."""
+    root = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    for name, train_images, labels in [("data", images(rng, 16), None),
+                                       ("huge_label", images(rng, 16), np.r_[np.zeros(15), 1e9]),
+                                       ("one_pixel", images(rng, 16, size=1), None)]:
+        (root / name).mkdir()
+        extra = {} if labels is None else {"y": labels.astype(np.int64)}
+        np.savez(root / name / "train.npz", x=train_images, **extra)
+        np.savez(root / name / "test.npz", x=train_images[:4], **({} if labels is None else {"y": extra["y"][:4]}))
+    (root / "truncated").mkdir()
+    whole = (root / "data" / "train.npz").read_bytes()
+    (root / "truncated" / "train.npz").write_bytes(whole[:len(whole) // 2])
+    shutil.copy(root / "data" / "test.npz", root / "truncated" / "test.npz")
+    np.save(root / "images.npy", images(rng, 4))
+    whole = (root / "images.npy").read_bytes()
+    (root / "truncated.npy").write_bytes(whole[:-10])
+    with open(root / "huge.npy", "wb") as f:  # a header that declares 3 PB
+        numpy.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                    "shape": (10 ** 12, 32, 32, 3)})
+        f.write(bytes(64))
+    np.savez(root / "images.npz", x=images(rng, 4))
+    noise = dict(u_mix=rng.uniform(size=(2, 8, 8, 3)), u_logistic=rng.uniform(size=(2, 8, 8, 3)))
+    noise["u_mix"][0, 0, 0, 0] = np.nan
+    np.savez(root / "nan_noise.npz", **noise)
+    (root / "a_file").write_text("not a folder")
+    # our checkpoint of the tiny bundle, and damaged or mislabelled copies of it
+    ours = root / "ours"
+    convert.tf1_to_ours(str(TINY / "trained"), tiny_config, str(ours))
+    data_file = next(ours.glob("ckpt-3.data-*"))
+    for name in ("truncated_ckpt", "flipped_index", "unknown_key", "other_nr_resnet"):
+        shutil.copytree(ours, root / name)
+    truncated = root / "truncated_ckpt" / data_file.name
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    index = root / "flipped_index" / "ckpt-3.index"
+    raw = bytearray(index.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 16] = bytes(b ^ 0xFF for b in raw[len(raw) // 2:len(raw) // 2 + 16])
+    index.write_bytes(bytes(raw))
+    for name, edit in [("unknown_key", {"nr_layers": 3}), ("other_nr_resnet", {"nr_resnet": 2})]:
+        config = json.loads((root / name / "config.json").read_text())
+        (root / name / "config.json").write_text(json.dumps({**config, **edit}))
+    (root / "bad_flags").mkdir()
+    (root / "bad_flags" / "flags.txt").write_text("--seed=1\n--nonsense=2\n")
+    (root / "config_only").mkdir()
+    shutil.copy(ours / "config.json", root / "config_only" / "config.json")
+    return root
+
+
+def fingerprint(folder):
+    """Hashes of every file; a run folder's .lock (run_folder.RunLock: it stays, empty) aside."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+TRAIN = ["--dataset=npz", "--data_dir={in}/data", "--nr_filters=16", "--nr_resnet=1", "--attn_rep=1",
+         "--nr_logistic_mix=3", "--kernels=reference", "--num_samples=0", "--batch_size=8",
+         "--max_epochs=1", "--save_dir={out}/run"]
+TINY_CHECKPOINT = [f"--checkpoint={TINY / 'trained'}", *TINY_FLAGS]
+
+# (program, its good arguments, the mistake, what the first line must contain)
+CASES = [
+    # flags one step beyond their bounds
+    *[(train, TRAIN, [flag], flag.split("=")[0]) for flag in [
+        "--batch_size=0", "--save_interval=0", "--init_batch_size=0", "--learning_rate=0",
+        "--learning_rate=nan", "--lr_decay=0", "--lr_decay=1.5", "--polyak_decay=1", "--polyak_decay=nan",
+        "--dropout_p=1", "--max_epochs=0", "--num_samples=-1", "--nr_gpu=0", "--nr_filters=0",
+        "--nr_resnet=0", "--attn_rep=0", "--nr_logistic_mix=0"]],
+    (sample, TINY_CHECKPOINT, ["--num_samples=0"], "--num_samples"),
+    (sample, TINY_CHECKPOINT, ["--batch_size=0"], "--batch_size"),
+    (evaluate, TINY_CHECKPOINT, ["--batch_size=0", "--images={in}/images.npy"], "--batch_size"),
+    (export, TINY_CHECKPOINT, ["--version=-1", "--export_dir={out}/e"], "--version"),
+    # training data
+    (train, TRAIN, ["--data_dir={in}/missing"], "no such file"),
+    (train, TRAIN, ["--data_dir={in}/truncated"], "cannot read"),
+    (train, TRAIN, ["--data_dir={in}/huge_label", "--class_conditional"], "class labels y must lie in"),
+    (train, TRAIN, ["--data_dir={in}/one_pixel"], "1x1 images"),
+    (train, TRAIN, ["--model=pxpp"], "--model=pxpp is not supported"),
+    # run folders and checkpoints to start from
+    (train, TRAIN, ["--save_dir={in}/a_file"], "cannot write to --save_dir"),
+    (train, TRAIN, ["--save_dir={in}/ours"], "holds a run with another model config: nr_filters: 32 != 16"),
+    (train, TRAIN, ["--save_dir={in}/bad_flags"], "cannot be read as the run's flags"),
+    (train, TRAIN, ["--save_dir={in}/unknown_key"], "unknown model config fields ['nr_layers']"),
+    (train, [*TRAIN[:2], *TINY_FLAGS, "--dropout_p=0", "--save_dir={out}/r"],
+     ["--save_dir={in}/truncated_ckpt"], "cannot resume from"),
+    (train, TRAIN, ["--init_checkpoint=" + str(TINY / "trained")], "was made with other model flags"),
+    # checkpoints to read
+    *[(program, [], args, expected) for program, args in [
+        (sample, ["--out_dir={out}/s"]), (evaluate, ["--images={in}/images.npy"]),
+        (export, ["--export_dir={out}/e"])] for args, expected in [
+        ([*args, "--checkpoint={in}/truncated_ckpt"], "cannot read checkpoint"),
+        ([*args, "--checkpoint={in}/flipped_index"], "cannot read checkpoint"),
+        ([*args, "--checkpoint={in}/other_nr_resnet"], "does not fit the model"),
+        ([*args, "--checkpoint={in}/unknown_key"], "unknown model config fields"),
+        ([*args, "--checkpoint={in}/missing"], "no checkpoint at"),
+        ([*args, f"--checkpoint={TINY / 'trained'}", "--nr_resnet=2", *TINY_FLAGS[:1], *TINY_FLAGS[2:]],
+         "was made with other model flags: --nr_resnet=1 (not 2)")]],
+    # sample
+    (sample, TINY_CHECKPOINT, ["--image_size=16x16"], "--image_size must be H,W"),
+    (sample, TINY_CHECKPOINT, ["--noise_from={in}/nan_noise.npz"], "uniform noise in (0, 1)"),
+    (sample, TINY_CHECKPOINT, ["--noise_from={in}/images.npz"], "has no array named u_mix, u_logistic"),
+    (sample, TINY_CHECKPOINT, ["--noise_from={in}/truncated/train.npz"], "cannot read"),
+    (sample, TINY_CHECKPOINT, ["--out_dir={in}/a_file"], "--out_dir"),
+    (sample, TINY_CHECKPOINT, ["--class_label=1"], "not class-conditional"),
+    # evaluate
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/data"], "is a folder"),
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npz"], "is not a .npy file"),
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/huge.npy"], "too large to load"),
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/truncated.npy"], "cannot read"),
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npy", "--json_out={in}/a_file/r.json"],
+     "does not exist"),
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npy", "--json_out={in}/data"], "is a folder"),
+    # export
+    (export, TINY_CHECKPOINT, ["--export_dir={in}/a_file"], "is a file"),
+    (export, TINY_CHECKPOINT, ["--export_dir={out}/e", "--image_size=0"], "--image_size"),
+    # convert
+    (convert_command, TINY_FLAGS, ["--tf1_checkpoint=" + str(TINY / "trained"), "--save_dir={in}/a_file"],
+     "is a file"),
+    (convert_command, TINY_FLAGS, ["--tf1_checkpoint=" + str(TINY / "trained"),
+                                   "--save_dir={in}/config_only"], "is not empty"),
+    (convert_command, [], ["--to_tf1", "--checkpoint={in}/truncated_ckpt", "--save_dir={out}/c"],
+     "cannot read"),
+    (convert_command, [], ["--save_dir={out}/c"], "give --tf1_checkpoint"),
+]
+
+
+def case_id(case):
+    program, _, args, _ = case
+    return program.__name__.rsplit(".", 1)[1] + " " + " ".join(a.rsplit("/", 1)[-1] for a in args)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_a_mistake_is_one_line_and_changes_nothing(case, inputs, tmp_path):
+    program, good, mistake, expected = case
+    before = fingerprint(inputs)
+    args = [a.replace("{in}", str(inputs)).replace("{out}", str(tmp_path)) for a in [*good, *mistake]]
+    outcome = invoke(program, *args)
+    assert outcome.returncode == 1, outcome
+    first = outcome.stderr.splitlines()[0]
+    assert first.startswith(("error: ", "FATAL Flags parsing error: ")), first
+    assert len(first) <= FIRST_LINE_LIMIT, first
+    assert expected in first, first
+    assert fingerprint(inputs) == before

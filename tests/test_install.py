@@ -1,0 +1,67 @@
+"""The package as a user installs it: a wheel built from the checkout, installed into a fresh virtual
+environment outside it, its console commands run from another working directory."""
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMANDS = ("pixelsnail-train", "pixelsnail-evaluate", "pixelsnail-sample", "pixelsnail-export",
+            "pixelsnail-convert")
+
+
+def run(command, cwd, timeout=600):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """bin/ of a virtual environment with the wheel installed (its dependencies: this Python's own,
+    through --system-site-packages, so that the test needs no network)."""
+    root = tmp_path_factory.mktemp("install")
+    # built from a copy: the build writes build/ and *.egg-info/ beside the sources
+    shutil.copytree(ROOT, root / "source", ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", "tests", "runs", "checkpoints"))
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+         str(root / "wheel"), str(root / "source")], cwd=root)
+    (wheel,) = (root / "wheel").glob("pixelsnail_tf-*.whl")
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(root / "env")
+    bin_dir = root / "env" / "bin"
+    run([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "--no-deps",
+         "--no-index", "-q", str(wheel)], cwd=root)
+    return bin_dir
+
+
+def test_the_wheel_installs_the_package_and_its_commands(installed, tmp_path):
+    where = run([str(installed / "python"), "-c", "import pixelsnail_tf; print(pixelsnail_tf.__file__)"],
+                cwd=tmp_path).stdout.strip()
+    assert where.startswith(str(installed.parent)), where  # the wheel's copy, not the checkout
+    for command in COMMANDS:
+        assert (installed / command).exists(), command
+
+
+def test_train_sample_evaluate_from_another_folder(installed, tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "train.npz", x=rng.integers(0, 256, (16, 6, 6, 3), dtype=np.uint8))
+    np.savez(tmp_path / "data" / "test.npz", x=rng.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run([str(installed / "pixelsnail-train"), "--dataset=npz", f"--data_dir={tmp_path / 'data'}",
+         "--nr_filters=8", "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2", "--batch_size=8",
+         "--max_epochs=1", "--num_samples=0", "--kernels=reference", "--save_dir=run"], cwd=tmp_path)
+    run([str(installed / "pixelsnail-sample"), f"--checkpoint={tmp_path / 'run'}", "--num_samples=2",
+         "--out_dir=drawn"], cwd=elsewhere)
+    assert np.load(elsewhere / "drawn" / "samples.npy").shape == (2, 6, 6, 3)  # the trained size
+    np.save(tmp_path / "test.npy", rng.integers(0, 256, (3, 6, 6, 3), dtype=np.uint8))
+    result = run([str(installed / "pixelsnail-evaluate"), f"--checkpoint={tmp_path / 'run'}",
+                  f"--images={tmp_path / 'test.npy'}"], cwd=elsewhere)
+    assert result.stdout.strip().splitlines()[-1].startswith("test bpd ")
