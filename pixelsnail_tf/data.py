@@ -8,6 +8,8 @@ Otherwise tensorflow_datasets (`cifar10`, `downsampled_imagenet/32x32`) with `da
 data directory (default: its own), downloading when the network allows.
   npz:        <data_dir>/{train,test}.npz with uint8 `x` [N,H,W,3] and optional integer `y` [N]
   demo:       32x32 patches of the colour photographs inside scikit-image (no download)
+  folder:PATH the PNG/JPEG files under PATH (image_folder)
+  tfds:NAME   any tensorflow_datasets image data set: train, and test (else validation)
 """
 
 import os
@@ -18,13 +20,20 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from pixelsnail_tf import image_folder
 from pixelsnail_tf.errors import first_line
 
-DATASETS = ("cifar10", "imagenet32", "npz", "demo")
+DATASETS = ("cifar10", "imagenet32", "npz", "demo", "folder:PATH", "tfds:NAME")
+FOLDER = "folder:"
+TFDS = "tfds:"
+FOLDER_IMAGE_SIZE = (32, 32)
 # --help's description of every --dataset.
 DATASET_HELP = ("cifar10 or imagenet32 (the original's files under --data_dir, else tensorflow_datasets, "
                 "downloading them), npz (<data_dir>/train.npz, test.npz: uint8 x [N,H,W,3], optional "
-                "int y [N]), demo (32x32 patches of the photographs in scikit-image)")
+                "int y [N]), demo (32x32 patches of the photographs in scikit-image), folder:PATH (the PNG/JPEG "
+                "files under PATH, centre-cropped and resized to --image_size; test split: its test/ "
+                "subfolder, else 1 in 10 by file name), tfds:NAME (any tensorflow_datasets image data set: its "
+                "train split, and its test or else validation split)")
 # Colour photographs that ship inside scikit-image (pip install scikit-image), cut into 32x32 patches.
 DEMO_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
                "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg")
@@ -33,7 +42,8 @@ DEMO_TEST_EVERY = 10  # every 10th patch (in photo, row, column order) is a test
 DEFAULT_DATA_DIR = "./data"
 # Where tensorflow_datasets downloads from: its prepared copies, then the data set's own site.
 DOWNLOAD_HOSTS = {"cifar10": ("storage.googleapis.com", "www.cs.toronto.edu"),
-                  "imagenet32": ("storage.googleapis.com", "image-net.org")}
+                  "imagenet32": ("storage.googleapis.com", "image-net.org"),
+                  "tfds": ("storage.googleapis.com",)}  # other data sets: their prepared copies
 CONNECT_TIMEOUT = 5  # seconds
 # Class labels (y) lie in [0, MAX_CLASSES): each class is a one-hot input of every gated layer.
 MAX_CLASSES = 10_000
@@ -65,24 +75,37 @@ def _read_cifar_pickles(data_dir, split):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _read_tfds(name, split, data_dir, hosts, where):
-    """A split through tensorflow_datasets: its prepared copy in data_dir (None: tfds' own data
-    directory), else downloaded, when one of `hosts` (where it downloads from) answers within
-    CONNECT_TIMEOUT seconds: offline, tfds would retry its downloads for minutes."""
+def _read_tfds(name, splits, data_dir, hosts, where):
+    """(images, labels) of the first of `splits` that tensorflow_datasets' `name` has: its prepared
+    copy in data_dir (None: tfds' own data directory), else downloaded, when one of `hosts` (where
+    it downloads from) answers within CONNECT_TIMEOUT seconds: offline, tfds would retry its downloads
+    for minutes. Grayscale images are repeated to RGB, an alpha channel dropped."""
     import tensorflow_datasets as tfds  # slow to import; only needed on this path
     try:
-        prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
-        if not prepared and not _reachable(hosts):
-            raise DataNotFoundError(f"{name} is not prepared in tensorflow_datasets' data directory and "
-                                    f"{' / '.join(hosts)} cannot be reached to download it: {where}")
-        arrays = tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, batch_size=-1,
-                                         download=True))
+        builder = tfds.builder(name, data_dir=data_dir)
+        if not builder.is_prepared():
+            if not _reachable(hosts):
+                raise DataNotFoundError(f"{name} is not prepared in tensorflow_datasets' data directory "
+                                        f"and {' / '.join(hosts)} cannot be reached to download it: {where}")
+            builder.download_and_prepare()
+        available = [split for split in splits if split in builder.info.splits]
+        if not available:
+            raise DataNotFoundError(f"{name} has no {' or '.join(splits)} split (it has "
+                                    f"{', '.join(builder.info.splits)})")
+        arrays = tfds.as_numpy(builder.as_dataset(split=available[0], batch_size=-1))
     except DataNotFoundError:
         raise
-    except Exception as error:  # tfds raises many kinds when a download fails
+    except Exception as error:  # tfds raises many kinds when a download or a read fails
         raise DataNotFoundError(f"tensorflow_datasets could not provide {name} "
                                 f"({first_line(error, limit=120)}): {where}") from None
-    return arrays["image"].astype(np.uint8), arrays.get("label")
+    if "image" not in arrays:
+        raise ValueError(f"{name} has no 'image' feature (it has {', '.join(arrays)})")
+    images = np.asarray(arrays["image"], np.uint8)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name}'s images are {images.shape}, not [N,H,W,channels]")
+    images = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
+    labels = arrays.get("label")
+    return images, None if labels is None or labels.ndim != 1 else labels.astype(np.int64)
 
 
 def _reachable(hosts):
@@ -95,12 +118,21 @@ def _reachable(hosts):
     return False
 
 
-def load_split(dataset, split, data_dir=None):
+def load_split(dataset, split, data_dir=None, image_size=None):
     """(images uint8 [N,H,W,3], labels int64 [N] or None) of `split` ("train" or "test").
 
     data_dir: where the original's files and npz files are (None: DEFAULT_DATA_DIR), and
     tensorflow_datasets' data directory (None: its own default, ~/tensorflow_datasets).
+    "folder:PATH": the images under PATH resized to image_size [H, W] (None: FOLDER_IMAGE_SIZE),
+    read from disk as needed (image_folder.FolderSplit, used as an array).
     """
+    if dataset.startswith(FOLDER):
+        return image_folder.load_folder(dataset[len(FOLDER):], split,
+                                        *(image_size or FOLDER_IMAGE_SIZE)), None
+    if dataset.startswith(TFDS):
+        name = dataset[len(TFDS):]
+        return _read_tfds(name, ["train"] if split == "train" else ["test", "validation"], data_dir,
+                          DOWNLOAD_HOSTS["tfds"], f"prepare it with tensorflow_datasets (tfds build {name})")
     root = data_dir or DEFAULT_DATA_DIR
     if dataset == "demo":
         return _demo_patches(split), None
@@ -110,14 +142,14 @@ def load_split(dataset, split, data_dir=None):
         if os.path.exists(os.path.join(_cifar_dir(root), "test_batch")):
             return _read_cifar_pickles(root, split)
         where = f"put the CIFAR-10 python pickles (cifar-10-python.tar.gz) in {_cifar_dir(root)}/"
-        return _read_tfds("cifar10", split, data_dir, DOWNLOAD_HOSTS["cifar10"], where)
+        return _read_tfds("cifar10", [split], data_dir, DOWNLOAD_HOSTS["cifar10"], where)
     if dataset == "imagenet32":
         path = _imagenet_file(root)
         if os.path.exists(path):
             with np.load(path) as f:
                 return f["trainx" if split == "train" else "testx"], None
         where = f"put {path} (uint8 arrays trainx, testx of shape [N,32,32,3])"
-        return _read_tfds("downsampled_imagenet/32x32", "train" if split == "train" else "validation",
+        return _read_tfds("downsampled_imagenet/32x32", ["train" if split == "train" else "validation"],
                           data_dir, DOWNLOAD_HOSTS["imagenet32"], where)
     raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
@@ -215,6 +247,9 @@ def train_batches(images, labels, global_batch, epoch, seed, shuffle=True, skip=
     order = (np.random.default_rng([seed, epoch]).permutation(len(images)) if shuffle
              else np.arange(len(images)))[:count]
     height, width = images.shape[1:3]
+    if isinstance(images, image_folder.FolderSplit):  # decoded from disk on the fly
+        batches = images.dataset(order[skip * global_batch:]).batch(global_batch, drop_remainder=True)
+        return batches.map(lambda batch: (batch,)).prefetch(tf.data.AUTOTUNE)
 
     def gather(index):  # from the arrays in memory, without copying the data set into the graph
         batch = tf.numpy_function(lambda i: images[i], [index], tf.uint8, stateful=False)

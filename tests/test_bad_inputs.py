@@ -105,6 +105,9 @@ CASES = [
     (train, TRAIN, ["--data_dir={in}/huge_label", "--class_conditional"], "class labels y must lie in"),
     (train, TRAIN, ["--data_dir={in}/one_pixel"], "1x1 images"),
     (train, TRAIN, ["--model=pxpp"], "--model=pxpp is not supported"),
+    (train, TRAIN, ["--dataset=folder:{in}/missing"], "no such folder"),
+    (train, TRAIN, ["--dataset=folder:{in}/data"], "has no readable train images"),
+    (train, TRAIN, ["--dataset=cifar"], "unknown dataset 'cifar'"),
     # run folders and checkpoints to start from
     (train, TRAIN, ["--save_dir={in}/a_file"], "cannot write to --save_dir"),
     (train, TRAIN, ["--save_dir={in}/ours"], "holds a run with another model config: nr_filters: 32 != 16"),

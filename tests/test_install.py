@@ -9,6 +9,7 @@ import venv
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("pixelsnail-train", "pixelsnail-evaluate", "pixelsnail-sample", "pixelsnail-export",
@@ -49,13 +50,15 @@ def test_the_wheel_installs_the_package_and_its_commands(installed, tmp_path):
 
 
 def test_train_sample_evaluate_from_another_folder(installed, tmp_path):
+    """pixelsnail-train on a folder of PNGs written here, then sample and evaluate on its run folder."""
     rng = np.random.default_rng(0)
-    (tmp_path / "data").mkdir()
-    np.savez(tmp_path / "data" / "train.npz", x=rng.integers(0, 256, (16, 6, 6, 3), dtype=np.uint8))
-    np.savez(tmp_path / "data" / "test.npz", x=rng.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8))
+    (tmp_path / "images").mkdir()
+    for i in range(20):
+        (tmp_path / "images" / f"{i}.png").write_bytes(
+            tf.io.encode_png(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)).numpy())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run([str(installed / "pixelsnail-train"), "--dataset=npz", f"--data_dir={tmp_path / 'data'}",
+    run([str(installed / "pixelsnail-train"), f"--dataset=folder:{tmp_path / 'images'}", "--image_size=6,6",
          "--nr_filters=8", "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2", "--batch_size=8",
          "--max_epochs=1", "--num_samples=0", "--kernels=reference", "--save_dir=run"], cwd=tmp_path)
     run([str(installed / "pixelsnail-sample"), f"--checkpoint={tmp_path / 'run'}", "--num_samples=2",

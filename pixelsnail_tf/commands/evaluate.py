@@ -5,11 +5,12 @@
 """
 
 import json
+import os
 import sys
 
 from absl import flags
 
-from pixelsnail_tf import cli, data, evaluation
+from pixelsnail_tf import cli, data, evaluation, run_folder
 
 
 def define_flags(fv):
@@ -18,8 +19,9 @@ def define_flags(fv):
                         flag_values=fv)
     flags.DEFINE_bool("ema", True, "evaluate the Polyak-averaged (EMA) weights; --noema: the raw weights",
                       flag_values=fv)
-    flags.DEFINE_enum("dataset", "cifar10", list(data.DATASETS), "test set to evaluate on: "
-                      + data.DATASET_HELP, flag_values=fv)
+    flags.DEFINE_string("dataset", "cifar10", "test set to evaluate on: " + data.DATASET_HELP
+                        + " (resized to the size the run in the checkpoint's folder was trained at)",
+                        flag_values=fv)
     flags.DEFINE_string("data_dir", None, "where the data set is: the original's files "
                         "(cifar-10-python/cifar-10-batches-py/, small_imagenet/imgnet_32x32.npz), npz's "
                         "train.npz/test.npz, or tensorflow_datasets' data directory, where it downloads "
@@ -44,7 +46,9 @@ def main(values):
         if values.images:
             images, labels = data.load_images_npy(values.images), None
         else:
-            images, labels = data.load_split(values.dataset, "test", values.data_dir)
+            trained = run_folder.recorded_flag(os.path.dirname(prefix), "image_size")
+            images, labels = data.load_split(values.dataset, "test", values.data_dir,
+                                             trained and cli.image_size(trained))
         if not model.config.num_classes:
             labels = None
         ll = evaluation.log_likelihood(model, images, labels, batch_size=values.batch_size)

@@ -42,8 +42,9 @@ def define_flags(fv):
     flags.DEFINE_string("data_dir", None, "where the data set is (default ./data; for downloads "
                         "through tensorflow_datasets: its own data directory); see pixelsnail-evaluate "
                         "--help for the layouts", flag_values=fv)
-    flags.DEFINE_string("save_dir", None, "the run's folder: checkpoints, config.json, samples.png, logs/ "
-                        "(default runs/<dataset>)", flag_values=fv)
+    flags.DEFINE_string("save_dir", None, "the run's folder: checkpoints, config.json, flags.txt, "
+                        "samples.png, logs/ (default runs/<dataset>; for folder:PATH runs/<PATH's name>)",
+                        flag_values=fv)
     flags.DEFINE_integer("save_interval", r.save_interval, "checkpoint, evaluate and sample every this many "
                          "epochs (epoch 0 and the last epoch included)", lower_bound=1, flag_values=fv)
     flags.DEFINE_string("init_checkpoint", None, "start from an original TF1 checkpoint (weights, averages, "
@@ -70,9 +71,9 @@ def define_flags(fv):
     flags.DEFINE_bool("shuffle", r.shuffle, "shuffle the training set every epoch", flag_values=fv)
     flags.DEFINE_integer("num_samples", r.num_samples, "images drawn every save interval (0: none)",
                          lower_bound=0, flag_values=fv)
-    flags.DEFINE_string("image_size", None, "H,W of the training images (default: the data's); "
-                        "recorded in the run's flags.txt, where sampling and export take it from",
-                        flag_values=fv)
+    flags.DEFINE_string("image_size", None, "H,W of the training images (default: the data's; "
+                        "folder:PATH data is resized to it, default 32,32); recorded in the run's "
+                        "flags.txt, where sampling and export take it from", flag_values=fv)
     cli.define_model_flags(fv)
     cli.define_precision_flag(fv)
     cli.define_kernels_flag(fv)
@@ -116,16 +117,24 @@ def flagfile(values):
     return "".join(f"{line}\n" for line in lines if line)
 
 
+def default_save_dir(dataset):
+    """runs/<dataset>, or runs/<the folder's name> for folder:PATH."""
+    if dataset.startswith(data.FOLDER):
+        dataset = os.path.basename(os.path.abspath(dataset[len(data.FOLDER):])) or "folder"
+    return os.path.join("runs", dataset)
+
+
 def main(values):
     dataset = values.dataset or data.ORIGINAL_NAMES.get(values.data_set, "cifar10")
-    save_dir = values.save_dir or os.path.join("runs", dataset)
+    save_dir = values.save_dir or default_save_dir(dataset)
     try:
         take_recorded_flags(values, save_dir)
         dataset = values.dataset = values.dataset or data.ORIGINAL_NAMES.get(values.data_set, "cifar10")
         strategy = make_strategy(values.nr_gpu)  # first: multi-worker collectives start with the program
         keras.utils.set_random_seed(values.seed)  # the initial draw of the weights, dropout
-        train_images, train_labels = data.load_split(dataset, "train", values.data_dir)
-        test_images, test_labels = data.load_split(dataset, "test", values.data_dir)
+        wanted = cli.image_size(values.image_size) if values.image_size else None
+        train_images, train_labels = data.load_split(dataset, "train", values.data_dir, wanted)
+        test_images, test_labels = data.load_split(dataset, "test", values.data_dir, wanted)
         size = list(train_images.shape[1:3])
         if values.image_size is not None and cli.image_size(values.image_size) != size:
             raise ValueError(f"--image_size={values.image_size}, but the training images are "
