@@ -100,7 +100,7 @@ def take_recorded_flags(values, save_dir):
         recorded(["program", *recorded.read_flags_from_files([f"--flagfile={path}"])])
     except flags.Error as error:
         raise ValueError(f"{path} cannot be read as the run's flags: {error}") from None
-    for name in own_flag_names():
+    for name in sorted(recorded):
         if name == "save_dir" or recorded[name].value == values[name].value:
             continue
         if not values[name].present:
@@ -136,7 +136,7 @@ def main(values):
         train_images, train_labels = data.load_split(dataset, "train", values.data_dir, wanted)
         test_images, test_labels = data.load_split(dataset, "test", values.data_dir, wanted)
         size = list(train_images.shape[1:3])
-        if values.image_size is not None and cli.image_size(values.image_size) != size:
+        if wanted is not None and wanted != size:
             raise ValueError(f"--image_size={values.image_size}, but the training images are "
                              f"{size[0]}x{size[1]}")
         values.image_size = f"{size[0]},{size[1]}"
