@@ -1,4 +1,4 @@
-"""Images/s of the log-likelihood (forward pass + mixture loss) of a PixelSNAIL model.
+"""Images/s of the log-likelihood (forward pass + mixture loss) of a model (any --model).
 
   python benchmarks/forward.py                    # full CIFAR-10 config, batch 8
   python benchmarks/forward.py --batch_size=16 --iters=10
@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from pixelsnail_tf import cli  # noqa: E402
-from pixelsnail_tf.model import PixelSNAIL  # noqa: E402
+from pixelsnail_tf.model import build_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import define_flags, machine  # noqa: E402
@@ -30,7 +30,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
-    model = PixelSNAIL(config, **cli.model_options(FLAGS.flag_values_dict()))
+    model = build_model(config, **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size
     images = np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, size, size, 3), np.uint8)
     model.build(images.shape)

@@ -21,7 +21,7 @@ from absl import app, flags  # noqa: E402
 
 from pixelsnail_tf import cli  # noqa: E402
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic  # noqa: E402
-from pixelsnail_tf.model import PixelSNAIL  # noqa: E402
+from pixelsnail_tf.model import build_model  # noqa: E402
 from pixelsnail_tf.sampling import SAMPLERS, draw_noise  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +66,7 @@ def time_naive(model, u_mix, u_logistic):
 def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
-    model = PixelSNAIL(config, **cli.model_options(FLAGS.flag_values_dict()))
+    model = build_model(config, **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size
     model.build((None, size, size, 3))
     u_mix, u_logistic = draw_noise(FLAGS.num_samples, size, size, config.nr_logistic_mix, seed=0)

@@ -2,13 +2,13 @@
 
 from pixelsnail_tf.config import PRESETS, VARIANTS, ModelConfig
 
-__all__ = ["PRESETS", "VARIANTS", "ModelConfig", "PixelSNAIL"]
+__all__ = ["PRESETS", "VARIANTS", "ModelConfig", "PixelCNNPP", "PixelSNAIL", "build_model"]
 
 
 def __getattr__(name):
     # The model (and with it TensorFlow) is imported on first use, so that the command-line programs
     # can set TensorFlow's logging up before it loads.
-    if name == "PixelSNAIL":
-        from pixelsnail_tf.model import PixelSNAIL
-        return PixelSNAIL
+    if name in ("PixelSNAIL", "PixelCNNPP", "build_model"):
+        from pixelsnail_tf import model
+        return getattr(model, name)
     raise AttributeError(f"module 'pixelsnail_tf' has no attribute {name!r}")

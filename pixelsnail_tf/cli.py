@@ -15,7 +15,7 @@ from pixelsnail_tf import checkpointing, run_folder, tf1_checkpoint
 from pixelsnail_tf.errors import first_line
 from pixelsnail_tf.config import NONLINEARITIES, VARIANTS, ModelConfig
 from pixelsnail_tf.layers.kernels import KERNELS
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.model import build_model
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
                "attn_rep")
@@ -101,21 +101,21 @@ PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 # depend on them.
 def define_precision_flag(flag_values=flags.FLAGS):
     flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS),
-                      "bfloat16: the layers compute in bfloat16 from float32 weights (about 2x faster on "
-                      "CPUs with AVX512_BF16/AMX and on GPUs); the attention softmax, the output layer and "
-                      "the likelihood stay float32", flag_values=flag_values)
+                      "bfloat16: the layers compute in bfloat16 from float32 weights (faster on CPUs with "
+                      "native bfloat16, AVX512_BF16/AMX, and on GPUs; figures in the README); the attention "
+                      "softmax, the output layer and the likelihood stay float32", flag_values=flag_values)
 
 
 def define_kernels_flag(flag_values=flags.FLAGS, default="fast", note=""):
     flags.DEFINE_enum("kernels", default, list(KERNELS),
                       "fast: the causal 2x2/2x3 convolutions by Winograd F(2x2,k) and the gated layers' "
-                      "elementwise chains fused, with XLA (the same math, ~1.25x faster on CPU); "
+                      "elementwise chains fused, with XLA (the same math, faster on CPU: README, Speed); "
                       "reference: TensorFlow's own ops (tf.nn.conv2d, ...), as the original" + note,
                       flag_values=flag_values)
 
 
 def model_options(values):
-    """PixelSNAIL keyword arguments (dtype, kernels) for the compute flags in `values`."""
+    """Model keyword arguments (dtype, kernels) for the compute flags in `values`."""
     return {"dtype": PRECISIONS[values.get("mixed_precision") or "float32"],
             "kernels": values.get("kernels") or "fast"}
 
@@ -148,8 +148,8 @@ def load_model(path, values, explicit, use_ema=True):
         differences = checkpointing.config_differences(config, config.replace(**explicit))
         if differences:
             raise ValueError(f"model flags contradict {prefix}'s config.json: " + "; ".join(differences))
-    model = PixelSNAIL(config, **model_options(values))
-    model.build((None, 2, 2, 3))
+    model = build_model(config, **model_options(values))
+    model.build(None)
     try:
         checkpointing.load_weights(model, prefix, use_ema=use_ema)
     except (tf.errors.OpError, IndexError) as error:  # truncated or corrupted data files

@@ -13,6 +13,7 @@ class Variant:
     small_key: bool  # True: key/query 16 channels, value F/2; False: key, query, value F channels
     att_downsample: int = 1  # >1: keys/values max-pooled, mask min-pooled (h12_pool2_smallkey)
     vertical_stream: bool = False  # True: the PixelCNN++ "u" stream feeds every ul layer (`model`)
+    architecture: str = "pixelsnail"  # the model class (model.ARCHITECTURES): attention or U-net
 
 
 VARIANTS = {
@@ -21,6 +22,8 @@ VARIANTS = {
     "h8_noup_smallkey": Variant(num_blocks=8, small_key=True),
     "h6_noup": Variant(num_blocks=6, small_key=False),
     "model": Variant(num_blocks=6, small_key=False, vertical_stream=True),
+    # PixelCNN++ (the original's baseline): a U-net over three resolutions, no attention.
+    "pxpp": Variant(num_blocks=0, small_key=False, vertical_stream=True, architecture="pixelcnn_pp"),
 }
 
 # Builders of the original that we do not offer, each with the reason (ORIGINAL.md 5.1, pitfalls 13-14).
@@ -39,7 +42,6 @@ REFUSED_VARIANTS = {
     "h8_noup_smallkey_ar_chs": "cannot run through the original train.py (its sampling graph fails to build)",
     "h6_shift_small_attn":
         "never verified to build in the original (TF1 Defun stem with an unused channel group)",
-    "pxpp": "the PixelCNN++ baseline is not implemented in pixelsnail_tf yet",
 }
 
 # The gated residual layers' nonlinearities (`--resnet_nonlinearity`; layers/nonlinearities.py).
@@ -84,6 +86,8 @@ class ModelConfig:
             raise ValueError(f"--model={self.model} needs an even nr_filters, got {self.nr_filters}")
         if self.attn_rep is not None and self.attn_rep < 1:
             raise ValueError(f"attn_rep must be >= 1, got {self.attn_rep}")
+        if self.attn_rep is not None and not self.variant.num_blocks:
+            raise ValueError(f"--model={self.model} has no attention blocks: leave --attn_rep unset")
         if not 0.0 <= self.dropout_p < 1.0:
             raise ValueError(f"dropout_p must be in [0, 1), got {self.dropout_p}")
         if self.num_classes < 0:

@@ -14,12 +14,12 @@ import tensorflow as tf
 
 from pixelsnail_tf import checkpointing, tf1_checkpoint
 from pixelsnail_tf.ema import PolyakAverage
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.model import build_model
 
 
 def _built_model(config):
-    model = PixelSNAIL(config)
-    model.build((None, 2, 2, 3))
+    model = build_model(config)
+    model.build(None)
     return model
 
 

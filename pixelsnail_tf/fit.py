@@ -22,12 +22,11 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from pixelsnail_tf import checkpointing, evaluation, run_folder, tf1_checkpoint
-from pixelsnail_tf.cached_sampling import CachedSampler
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.errors import first_line
 from pixelsnail_tf.images import float_to_uint8, write_grid_pngs
 from pixelsnail_tf.logistic_mixture import bits_per_dim
-from pixelsnail_tf.sampling import draw_noise
+from pixelsnail_tf.sampling import CachedSampler, draw_noise
 
 
 @dataclasses.dataclass(frozen=True)

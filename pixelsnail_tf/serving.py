@@ -1,10 +1,10 @@
-"""A SavedModel of a PixelSNAIL model for TF Serving: log-likelihood and sampling signatures.
+"""A SavedModel of a model for TF Serving: log-likelihood and sampling signatures.
 
 The exported graph needs TensorFlow only (not this package). Signatures:
   serving_default: images uint8 [batch, H, W, 3] [, class_label int32 [batch]]
                    -> log_likelihood (nats), bits_per_dim, per image
   sample:          num_samples int32, seed int64 [, class_label int32] -> images uint8 [S, H, W, 3]
-                   (the cached sampler: the images sample.py draws with the same seed)
+                   (the fast sampler: the images sample.py draws with the same seed)
 Inputs of another dtype, rank or channel count, class labels outside [0, num_classes) and
 num_samples outside [0, MAX_SAMPLES] are rejected by the signatures themselves (InvalidArgumentError).
 """
@@ -13,8 +13,7 @@ import tensorflow as tf
 
 from pixelsnail_tf.images import float_to_uint8, uint8_to_float
 from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
-from pixelsnail_tf.cached_sampling import sample_cached
-from pixelsnail_tf.sampling import draw_noise
+from pixelsnail_tf.sampling import draw_noise, sample_cached
 
 
 MAX_SAMPLES = 1024  # images one `sample` call draws at most (its caches grow with the batch)

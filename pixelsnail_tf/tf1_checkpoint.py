@@ -88,6 +88,14 @@ def describe_tf1_shapes(shapes):
     if not stem or not head:
         return {"original_pixelsnail": False}
     filters = stem[-1]
+    if count("deconv2d"):  # pxpp: 3 stems, 4 resamplings, 8 + 24 * nr_resnet convs in gated layers
+        first_residual = shapes.get(f"{TF1_SCOPE}/conv2d_3/V")
+        facts = {"model": "pxpp", "nr_filters": filters, "nr_logistic_mix": head[-1] // 10,
+                 "nr_resnet": (convs - 15) // 24}
+        if first_residual:
+            facts["resnet_nonlinearity"] = ("concat_elu" if first_residual[2] == 2 * filters
+                                            else "elu or relu")
+        return facts
     vertical = list(stem[:2]) == [2, 3]  # `model` has a u stream: its 2x3 stem conv comes first
     stems, streams = (3, 2) if vertical else (2, 1)
     residual_layers = (convs - stems) // (2 * streams)  # blocks * nr_resnet
@@ -178,8 +186,12 @@ def _short(names, limit=6):
 def _flags_to_change(model, guess):
     """'--nr_resnet=1 (not 2), ...': the flags whose value the checkpoint's shapes tell apart."""
     c = model.config
+    if (guess.get("model") == "pxpp") != (c.model == "pxpp"):
+        return "--model=pxpp" if c.model != "pxpp" else "a --model other than pxpp (the checkpoint has attention)"
     given = {"nr_filters": c.nr_filters, "nr_logistic_mix": c.nr_logistic_mix, "attn_rep": c.num_blocks,
              "nr_resnet": c.nr_resnet, "resnet_nonlinearity": c.resnet_nonlinearity}
+    if c.model == "pxpp":
+        given.pop("attn_rep")
     guess = dict(guess, attn_rep=guess.get("attention_blocks"))
     changes = [f"--{name}={guess[name]} (not {value})" for name, value in given.items()
                if guess.get(name) is not None and str(value) not in str(guess[name]).split(" or ")]

@@ -17,7 +17,7 @@ from pixelsnail_tf import checkpointing
 from pixelsnail_tf.ema import PolyakAverage
 from pixelsnail_tf.images import uint8_to_float
 from pixelsnail_tf.logistic_mixture import discretized_mix_logistic_log_prob
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.model import build_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +47,8 @@ class Trainer:
         self.seed = seed
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
-            self.model = PixelSNAIL(model_config, **model_options)
-            self.model.build((None, 2, 2, 3))
+            self.model = build_model(model_config, **model_options)
+            self.model.build(None)
             self.ema = PolyakAverage(self.model, train_config.polyak_decay)
             self.optimizer = checkpointing.original_adam(self.model)
         self._step = tf.function(self._distributed_step)

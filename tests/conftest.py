@@ -9,10 +9,20 @@ import pytest  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "tiny"
+# The same kind of bundle for the original's PixelCNN++ baseline (--model=pxpp).
+PXPP = FIXTURES / "pxpp_tiny"
+BUNDLES = {"tiny": TINY, "pxpp_tiny": PXPP}
 # Measured figures that tests add (e.g. a flip rate), printed at the end of the run.
 REPORT = []
 # The model flags of the tiny reference bundle, for the command-line tests.
 TINY_FLAGS = ["--nr_filters=32", "--nr_resnet=1", "--attn_rep=2", "--nr_logistic_mix=3"]
+
+
+def bundle_config(directory):
+    """The model config of a reference bundle (its config.json)."""
+    from pixelsnail_tf.config import ModelConfig
+    bundle = json.loads((directory / "config.json").read_text())
+    return ModelConfig(model=bundle["model"], dropout_p=bundle["dropout_p"], **bundle["model_opt"])
 
 
 @pytest.fixture(scope="session")
@@ -23,26 +33,46 @@ def tiny_reference():
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from pixelsnail_tf.config import ModelConfig
-    bundle = json.loads((TINY / "config.json").read_text())
-    return ModelConfig(model=bundle["model"], dropout_p=bundle["dropout_p"], **bundle["model_opt"])
+    return bundle_config(TINY)
 
 
-def trained_tiny_model(config, use_ema=True, **model_options):
-    """The tiny bundle's trained checkpoint (made by the original code) loaded into our model."""
+class Bundle:
+    """A reference bundle made by the original code: its folder, model config and reference.npz."""
+
+    def __init__(self, name):
+        self.name, self.directory = name, BUNDLES[name]
+        self.config = bundle_config(self.directory)
+        self.reference = dict(np.load(self.directory / "reference.npz"))
+        self.facts = json.loads((self.directory / "config.json").read_text())
+
+
+_BUNDLES = {}
+
+
+@pytest.fixture(scope="session", params=sorted(BUNDLES))
+def bundle(request):
+    """Each reference bundle in turn (the PixelSNAIL one, the PixelCNN++ one)."""
+    if request.param not in _BUNDLES:
+        _BUNDLES[request.param] = Bundle(request.param)
+    return _BUNDLES[request.param]
+
+
+def trained_tiny_model(config, use_ema=True, directory=TINY, **model_options):
+    """A bundle's trained checkpoint (made by the original code) loaded into our model."""
     from pixelsnail_tf import tf1_checkpoint
-    from pixelsnail_tf.model import PixelSNAIL
-    model = PixelSNAIL(config, **model_options)
+    from pixelsnail_tf.model import build_model
+    model = build_model(config, **model_options)
     model.build((None, 8, 8, 3))
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=use_ema)
+    tf1_checkpoint.load_tf1_checkpoint(model, str(directory / "trained"), use_ema=use_ema)
     return model
 
 
 def small_config(model="h12_noup_smallkey", **changes):
-    """A few-thousand-parameter config of any variant, for fast structural tests."""
-    from pixelsnail_tf.config import ModelConfig
-    values = dict(model=model, nr_resnet=1, nr_filters=8, nr_logistic_mix=2, attn_rep=2,
-                  dropout_p=0.0)
+    """A few-thousand-parameter config of any variant, for fast structural tests (2 attention blocks
+    where the variant has attention)."""
+    from pixelsnail_tf.config import VARIANTS, ModelConfig
+    values = dict(model=model, nr_resnet=1, nr_filters=8, nr_logistic_mix=2,
+                  attn_rep=2 if VARIANTS[model].num_blocks else None, dropout_p=0.0)
     values.update(changes)
     return ModelConfig(**values)
 

@@ -33,7 +33,8 @@ def inputs(tmp_path_factory, tiny_config):
     rng = np.random.default_rng(0)
     for name, train_images, labels in [("data", images(rng, 16), None),
                                        ("huge_label", images(rng, 16), np.r_[np.zeros(15), 1e9]),
-                                       ("one_pixel", images(rng, 16, size=1), None)]:
+                                       ("one_pixel", images(rng, 16, size=1), None),
+                                       ("six_pixels", images(rng, 16, size=6), None)]:
         (root / name).mkdir()
         extra = {} if labels is None else {"y": labels.astype(np.int64)}
         np.savez(root / name / "train.npz", x=train_images, **extra)
@@ -104,7 +105,10 @@ CASES = [
     (train, TRAIN, ["--data_dir={in}/truncated"], "cannot read"),
     (train, TRAIN, ["--data_dir={in}/huge_label", "--class_conditional"], "class labels y must lie in"),
     (train, TRAIN, ["--data_dir={in}/one_pixel"], "1x1 images"),
-    (train, TRAIN, ["--model=pxpp"], "--model=pxpp is not supported"),
+    (train, TRAIN, ["--model=h6_hier4"], "--model=h6_hier4 is not supported"),
+    (train, TRAIN, ["--model=pxpp"], "--model=pxpp has no attention blocks"),
+    (train, [a for a in TRAIN if a != "--attn_rep=1"], ["--model=pxpp", "--data_dir={in}/six_pixels"],
+     "--model=pxpp needs image sides that are multiples of 4, got 6x6"),
     (train, TRAIN, ["--dataset=folder:{in}/missing"], "no such folder"),
     (train, TRAIN, ["--dataset=folder:{in}/data"], "has no readable train images"),
     (train, TRAIN, ["--dataset=cifar"], "unknown dataset 'cifar'"),

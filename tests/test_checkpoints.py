@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY, small_config
+from conftest import PXPP, TINY, bundle_config, small_config
 from pixelsnail_tf import checkpointing, tf1_checkpoint
-from pixelsnail_tf.config import PRESETS
+from pixelsnail_tf.config import PRESETS, ModelConfig
 from pixelsnail_tf.ema import PolyakAverage
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.model import PixelSNAIL, build_model
 
 
 @pytest.fixture()
@@ -127,6 +127,28 @@ def test_guess_config_of_full_checkpoints():
     facts = tf1_checkpoint.describe_tf1_shapes(shapes)
     assert (facts["attention_blocks"], facts["nr_resnet"], facts["vertical_stream"]) == (2, 3, True)
     assert facts["resnet_nonlinearity"] == "concat_elu"
+    # PixelCNN++ at the size of OpenAI's CIFAR-10 model
+    model = build_model(ModelConfig(model="pxpp", nr_filters=160, nr_resnet=5,
+                                    resnet_nonlinearity="concat_elu"))
+    model.build(None)
+    shapes = {e.name: list(e.variable.shape) for e in tf1_checkpoint.tf1_name_map(model)}
+    assert tf1_checkpoint.describe_tf1_shapes(shapes) == {
+        "model": "pxpp", "nr_filters": 160, "nr_logistic_mix": 10, "nr_resnet": 5,
+        "resnet_nonlinearity": "concat_elu"}
+
+
+def test_a_checkpoint_of_the_other_architecture_names_the_model_flag(tiny_config):
+    pxpp = build_model(bundle_config(PXPP))
+    pxpp.build(None)
+    with pytest.raises(tf1_checkpoint.CheckpointMismatchError) as error:
+        tf1_checkpoint.load_tf1_checkpoint(pxpp, str(TINY / "trained"))
+    assert str(error.value).splitlines()[0].endswith(
+        "was made with other model flags: a --model other than pxpp (the checkpoint has attention)")
+    snail = build_model(tiny_config)
+    snail.build(None)
+    with pytest.raises(tf1_checkpoint.CheckpointMismatchError) as error:
+        tf1_checkpoint.load_tf1_checkpoint(snail, str(PXPP / "trained"))
+    assert str(error.value).splitlines()[0].endswith("was made with other model flags: --model=pxpp")
 
 
 def write_our_checkpoint(model, tiny_reference, directory):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import small_config
+from conftest import REPORT, small_config
 from tolerances import NETWORK_RTOL
 from pixelsnail_tf.layers import GatedResnet, WeightNormConv2D
 from pixelsnail_tf.layers.gated_resnet import GATED_SUM
@@ -119,3 +119,34 @@ def test_model_outputs_and_gradients_equal_the_reference_model(variant):
     for ours, direct in zip(results["fast"], results["reference"]):
         np.testing.assert_allclose(ours.numpy(), direct.numpy(), rtol=0,
                                    atol=NETWORK_RTOL * np.abs(direct.numpy()).max())
+
+
+# The full model's convolutions: the gated layers' 2x2 (and `model`'s 2x3) convolutions, 256 -> 256 and
+# 256 -> 512 channels, and odd channel counts (265 and 262, as the attention blocks' inputs).
+FULL_SIZE = [((2, 2), (256, 256)), ((2, 2), (256, 512)), ((2, 3), (256, 256)), ((2, 2), (265, 16)),
+             ((2, 3), (262, 16))]
+# Winograd's transforms add, per output, a few sums of up to 4 tile values before and after the
+# channel sums (in float32), and in bfloat16 the transformed tiles are rounded to bfloat16 once more
+# before the matmul: its error against float64 stays within a small multiple of the direct
+# convolution's own error on the same operands. Measured ratios: 0.5-1.0 in float32, 1.1-2.0 in
+# bfloat16 (AVX-512 CPU, oneDNN); a wrong transform is off by the outputs' own size (~30 here).
+WINOGRAD_ERROR_FACTOR = 3.0
+
+
+@pytest.mark.parametrize("kernel_size, channels", FULL_SIZE)
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("bfloat16", marks=pytest.mark.bfloat16)])
+def test_full_size_convolutions_are_as_accurate_as_the_direct_one(kernel_size, channels, dtype):
+    x, kernel, bias = operands(kernel_size, 6, 6, channels)
+    dtype = tf.as_dtype(dtype)
+    # the operands as the dtype holds them, so that both convolutions start from the same numbers
+    x, kernel, bias = (tf.cast(tf.cast(t, dtype), tf.float32).numpy() for t in (x, kernel, bias))
+    expected = conv_float64(x, kernel, bias)
+    cast = [tf.constant(t, dtype) for t in (x, kernel, bias)]
+    direct = tf.nn.bias_add(tf.nn.conv2d(cast[0], cast[1], 1, "VALID"), cast[2])
+    ours = winograd_conv2d(cast[0], tf.constant(kernel), cast[2])
+
+    def error(out):
+        return np.abs(tf.cast(out, tf.float64).numpy() - expected).max()
+    REPORT.append(f"winograd {kernel_size} {channels} {dtype.name}: error {error(ours):.2e}, "
+                  f"direct {error(direct):.2e}")
+    assert error(ours) <= WINOGRAD_ERROR_FACTOR * error(direct)

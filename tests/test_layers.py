@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixelsnail_tf.layers import (DownRightShiftedConv2D, DownShift, DownShiftedConv2D, GatedResnet,
-                                  RightShift, WeightNormConv2D, WeightNormDense, concat_elu,
-                                  down_shift, right_shift)
+from pixelsnail_tf.layers import (DownRightShiftedConv2D, DownRightShiftedConv2DTranspose, DownShift,
+                                  DownShiftedConv2D, DownShiftedConv2DTranspose, GatedResnet,
+                                  RightShift, WeightNormConv2D, WeightNormConv2DTranspose,
+                                  WeightNormDense, concat_elu, down_shift, right_shift)
 
 pytestmark = pytest.mark.paths
 
@@ -55,6 +56,8 @@ def test_weight_norm_dense_matches_numpy_on_any_rank():
 @pytest.mark.parametrize("layer, x", [
     (WeightNormConv2D(6, (2, 2), init_scale=0.1), random(4, 5, 5, 3) * 3 + 1),
     (WeightNormDense(6, init_scale=1.0), random(4, 5, 5, 3) * 3 + 1),
+    (WeightNormConv2D(6, (2, 3), strides=2), random(4, 6, 6, 3) * 3 + 1),
+    (WeightNormConv2DTranspose(6, (2, 3), init_scale=0.1), random(4, 3, 3, 3) * 3 + 1),
 ])
 def test_data_dependent_init_normalizes_the_output(layer, x):
     out = layer(x, init=True).numpy()
@@ -104,6 +107,55 @@ def test_shifted_convolutions_keep_the_image_size():
     assert DownRightShiftedConv2D(6)(x).shape == (2, 5, 3, 6)
 
 
+def test_strided_shifted_convolutions_halve_the_image():
+    x = random(2, 8, 6, 3)
+    assert DownShiftedConv2D(4, strides=2)(x).shape == (2, 4, 3, 4)
+    assert DownRightShiftedConv2D(4, strides=2)(x).shape == (2, 4, 3, 4)
+    # output (1, 1) reads the input rows 2i-1..2i, columns 2j-1..2j+1 (down) or 2j-1..2j (down-right)
+    assert receptive_field(DownShiftedConv2D(3, strides=2), at=(1, 1)) == {
+        (r, c) for r in (0, 1) for c in (0, 1, 2)}
+    assert receptive_field(DownRightShiftedConv2D(3, strides=2), at=(1, 1)) == {
+        (r, c) for r in (0, 1) for c in (0, 1)}
+
+
+def input_cells(layer, x, at):
+    """The input cells (row, col) that output pixel `at` of `layer` depends on."""
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(layer(x)[0, at[0], at[1]])
+    grad = np.abs(tape.gradient(y, x).numpy()[0]).sum(-1)
+    return {(int(i), int(j)) for i, j in zip(*np.nonzero(grad))}
+
+
+def test_shifted_transposed_convolutions_double_the_image_causally():
+    x = random(1, 3, 4, 2)
+    down, down_right = DownShiftedConv2DTranspose(5), DownRightShiftedConv2DTranspose(5)
+    assert down(x).shape == down_right(x).shape == (1, 6, 8, 5)
+    assert down.V.shape == (2, 3, 5, 2) and down_right.V.shape == (2, 2, 5, 2)  # [kh, kw, out, in]
+    for r in range(6):
+        for c in range(8):
+            # down-right: each input cell becomes the 2x2 block it covers, nothing else
+            assert input_cells(down_right, x, (r, c)) == {(r // 2, c // 2)}
+            # down: the cell's own row, centred: the cell under it, and its right neighbour too in odd columns
+            expected = {(r // 2, c // 2)} | ({(r // 2, c // 2 + 1)} if c % 2 and c // 2 + 1 < 4 else set())
+            assert input_cells(down, x, (r, c)) == expected
+
+
+def test_weight_norm_transposed_convolution_matches_numpy():
+    layer = WeightNormConv2DTranspose(4, (2, 3), strides=2)
+    x = random(2, 3, 3, 5)
+    layer.build(x.shape)
+    v, g, b = random(2, 3, 4, 5), random(4), random(4)
+    set_weights(layer, v, g, b)
+    w = g[None, None, :, None] * v / np.sqrt((v ** 2).sum(axis=(0, 1, 3), keepdims=True))
+    expected = np.zeros((2, 3 * 2 + 1, 3 * 2 + 2, 4)) + b
+    for i in range(3):
+        for j in range(3):  # input cell (i, j) spreads over the 2x3 patch at (2i, 2j)
+            expected[:, 2 * i:2 * i + 2, 2 * j:2 * j + 3] += np.einsum("bc,hwoc->bhwo", x[:, i, j], w)
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_concat_elu():
     x = random(2, 3)
     elu = lambda v: np.where(v > 0, v, np.expm1(v))  # noqa: E731
@@ -149,6 +201,9 @@ def test_gated_resnet_dropout_masks_are_a_function_of_the_seed():
     (lambda: DownShiftedConv2D(4, (1, 3)), (random(2, 5, 5, 3),)),
     (lambda: DownRightShiftedConv2D(4, (2, 1)), (random(2, 5, 5, 3),)),
     (lambda: DownRightShiftedConv2D(4, kernels="reference"), (random(2, 5, 5, 3),)),
+    (lambda: DownShiftedConv2D(4, strides=2), (random(2, 6, 6, 3),)),
+    (lambda: DownShiftedConv2DTranspose(4), (random(2, 3, 3, 5),)),
+    (lambda: DownRightShiftedConv2DTranspose(4), (random(2, 3, 3, 5),)),
     (lambda: GatedResnet("down_shifted", "concat_elu", 0.3), (random(2, 5, 5, 3), random(2, 5, 5, 2))),
     (lambda: GatedResnet(kernels="reference"), (random(2, 5, 5, 3),)),
 ])

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import small_config, trained_tiny_model
-from pixelsnail_tf.cached_sampling import CachedSampler
+from pixelsnail_tf.sampling import CachedSampler
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 from pixelsnail_tf.training import TrainConfig, Trainer

@@ -9,13 +9,13 @@ from tolerances import NETWORK_RTOL
 from pixelsnail_tf import config, tf1_checkpoint
 from pixelsnail_tf.layers import nonlinearities
 from pixelsnail_tf.config import PRESETS, REFUSED_VARIANTS, VARIANTS, ModelConfig
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.model import PixelCNNPP, PixelSNAIL, build_model
 
 RNG = np.random.default_rng(2)
 
 
 def initialized_model(config, height=5, width=7):
-    model = PixelSNAIL(config)
+    model = build_model(config)
     labels = np.arange(4) % config.num_classes if config.num_classes else None
     model.initialize(RNG.uniform(-1, 1, size=(4, height, width, 3)).astype(np.float32), labels)
     return model
@@ -24,7 +24,7 @@ def initialized_model(config, height=5, width=7):
 @pytest.mark.parametrize("model_name", sorted(VARIANTS))
 def test_every_variant_is_causal(model_name):
     """d output(i) / d x(j) == 0 exactly for every j >= i (raster order); > 0 for some j < i."""
-    height, width = 5, 7
+    height, width = (4, 8) if model_name == "pxpp" else (5, 7)  # pxpp: sides that are multiples of 4
     model = initialized_model(small_config(model_name), height, width)
     x = tf.constant(RNG.uniform(-1, 1, size=(1, height, width, 3)).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
@@ -106,6 +106,19 @@ def test_the_config_names_the_nonlinearities_the_layers_have():
     assert set(config.NONLINEARITIES) == set(nonlinearities.NONLINEARITIES)
 
 
+def test_pxpp_is_a_pixelcnn_pp_of_three_resolutions():
+    model = build_model(small_config("pxpp"))
+    assert isinstance(model, PixelCNNPP)
+    model.build(None)
+    assert [len(stage) for stage in model.up] == [1, 1, 1] and [len(s) for s in model.down] == [1, 2, 2]
+    with pytest.raises(ValueError, match="--model=pxpp has no attention blocks"):
+        small_config("pxpp", attn_rep=2)
+    with pytest.raises(ValueError, match="--model=pxpp is not a PixelSNAIL; build it with "):
+        PixelSNAIL(small_config("pxpp"))
+    with pytest.raises(ValueError, match="--model=pxpp needs image sides that are multiples of 4, got 6x8"):
+        model.log_prob(np.zeros((1, 6, 8, 3), np.uint8))
+
+
 def test_attn_rep_overrides_the_number_of_blocks():
     assert ModelConfig().num_blocks == 12 and ModelConfig(model="h8_noup_smallkey").num_blocks == 8
     assert ModelConfig(model="h6_noup").num_blocks == 6 and ModelConfig(attn_rep=2).num_blocks == 2
@@ -132,12 +145,14 @@ def test_class_conditioning_changes_the_likelihood():
     assert sum("hw" in w.path for w in model.trainable_weights) == 2 * (1 + 3)
 
 
-def test_config_and_keras_save_round_trips(tmp_path):
-    model = initialized_model(small_config("h12_pool2_smallkey", num_classes=2, dropout_p=0.5))
-    x = RNG.uniform(-1, 1, size=(2, 6, 6, 3)).astype(np.float32)
+@pytest.mark.parametrize("config", [small_config("h12_pool2_smallkey", num_classes=2, dropout_p=0.5),
+                                    small_config("pxpp", num_classes=2, dropout_p=0.5)])
+def test_config_and_keras_save_round_trips(tmp_path, config):
+    model = initialized_model(config, 8, 8)
+    x = RNG.uniform(-1, 1, size=(2, 8, 8, 3)).astype(np.float32)
     labels = np.array([0, 1])
     out = model(x, labels).numpy()
-    clone = PixelSNAIL.from_config(model.get_config())
+    clone = type(model).from_config(model.get_config())
     clone.build(x.shape)
     clone.set_weights(model.get_weights())
     np.testing.assert_array_equal(clone(x, labels).numpy(), out)

@@ -12,7 +12,7 @@ from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from draws import EPSILON, assert_same_draws
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 from pixelsnail_tf.model import PixelSNAIL
-from pixelsnail_tf.cached_sampling import CachedSampler
+from pixelsnail_tf.sampling import CachedSampler
 from pixelsnail_tf.commands import sample as sample_command
 from pixelsnail_tf.images import float_to_uint8, round_to_levels
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
@@ -24,15 +24,17 @@ from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 # 1.7e-5 to 2.2e-5.
 @pytest.mark.paths
 @pytest.mark.parametrize("kernels", ["reference", "fast"])
-def test_replays_the_original_samples(tiny_config, tiny_reference, kernels):
-    sampler = NaiveSampler(trained_tiny_model(tiny_config, kernels=kernels), quantize=False)
+def test_replays_the_original_samples(bundle, kernels):
+    tiny_reference = bundle.reference
+    sampler = NaiveSampler(trained_tiny_model(bundle.config, kernels=kernels, directory=bundle.directory),
+                           quantize=False)
     x = sampler(tiny_reference["sample_rand_u_mix"], tiny_reference["sample_rand_u_logistic"])
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_rand_x"], atol=EPSILON)
     # greedy: Gumbel term 0 (u = 1/e) and logistic noise 0 (u = 1/2). Here differences of ~1e-7 in the
     # network output grow ~1000x through 64 continuous steps: measured 3.7e-5 with the reference
     # kernels, up to 1.3e-4 with the fast ones. A wrong step would be off by > 1e-2.
-    shape = tiny_reference["sample_greedy_x"].shape
-    x = sampler(np.full(shape, math.exp(-1), np.float32), np.full(shape, 0.5, np.float32))
+    mix_shape, shape = tiny_reference["sample_rand_u_mix"].shape, tiny_reference["sample_greedy_x"].shape
+    x = sampler(np.full(mix_shape, math.exp(-1), np.float32), np.full(shape, 0.5, np.float32))
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_greedy_x"], atol=3e-4)
 
 

@@ -1,4 +1,5 @@
-"""The training step against the original code's own steps (fixtures/tiny), on 1 and 2 replicas."""
+"""The training step against the original code's own steps (fixtures/tiny, fixtures/pxpp_tiny), on 1 and 2
+replicas."""
 
 import numpy as np
 import pytest
@@ -22,12 +23,12 @@ pytestmark = pytest.mark.paths
 # relative error.
 GRADIENT_RTOL = 1e-4
 # At a near-zero gradient g the update lr * g / sqrt(g^2 + 1e-6) passes a gradient error through with
-# gain lr / sqrt(1e-6) = 1, and gradients agree to GRADIENT_RTOL of their tensor's largest entry (up to
-# ~0.5 here): 5e-5 per step, 1.5e-4 after 3 (5.6e-5 seen with Eigen's kernels, 2.6e-5 with oneDNN's).
-ATOL = 1.5e-4
-# The Adam moments after steps 2 and 3 hold gradients taken at weights that already differ by up to
-# ATOL, which the ill-conditioned gradient amplifies: 1.25e-4 of the largest entry seen with Eigen's
-# kernels (first-step gradients: within GRADIENT_RTOL everywhere).
+# gain lr / sqrt(1e-6) = 1, and gradients agree to GRADIENT_RTOL of their tensor's largest entry: that
+# is 1e-4 * 0.5 for the tiny bundle's smallest tensors but 1e-4 * 7,000 for pxpp's upsampling kernels,
+# enough to flip the sign of a gradient of 6e-3 (seen): the update, at most lr in size, then differs
+# by up to 2 lr. Only a few values come near that bound (CLOSE_FRACTION): 1.3e-3 seen (pxpp).
+ATOL = 2 * 1e-3
+# The Adam moments hold gradients, within GRADIENT_RTOL of the original's (the second moment: twice).
 MOMENT_RTOL = 3e-4
 CLOSE = 1e-6
 CLOSE_FRACTION = 1e-3  # weights (and averages) farther than CLOSE from the original's, at most
@@ -44,9 +45,9 @@ def two_cpu_devices():
     return [c.name for c in cpus[:2]]
 
 
-def start_from_bundle(trainer):
+def start_from_bundle(trainer, directory=TINY):
     """The bundle's after-init checkpoint: params, EMA, zero moments, t = 1."""
-    prefix = str(TINY / "after_init" / "model.ckpt")
+    prefix = str(directory / "after_init" / "model.ckpt")
     entries, tensors, t = tf1_checkpoint.read_tf1_checkpoint(trainer.model, prefix)
     with trainer.strategy.scope():
         for e in entries:
@@ -82,29 +83,46 @@ def test_learning_rate_schedule(tiny_reference):
 
 
 @pytest.mark.parametrize("kernels", ["fast", "reference"])
-def test_gradients_equal_the_original(tiny_config, tiny_reference, kernels):
-    trainer = Trainer(tiny_config, bundle_train_config(tiny_reference), kernels=kernels)
-    entries = start_from_bundle(trainer)
-    loss, grads = trainer._replica_loss_and_gradients(tf.constant(tiny_reference["x_train_u8"][0]), None,
+def test_gradients_equal_the_original(bundle, kernels):
+    reference = bundle.reference
+    trainer = Trainer(bundle.config, bundle_train_config(reference), kernels=kernels)
+    entries = start_from_bundle(trainer, bundle.directory)
+    loss, grads = trainer._replica_loss_and_gradients(tf.constant(reference["x_train_u8"][0]), None,
                                                       trainer._seed(1))
-    np.testing.assert_allclose(float(loss), tiny_reference["train_loss"][0], rtol=1e-6)
+    np.testing.assert_allclose(float(loss), reference["train_loss"][0], rtol=1e-6)
     names = {id(e.variable): e.name for e in entries}
     for w, g in zip(trainer.model.trainable_weights, grads):
-        expected = tiny_reference["grads_step1/" + names[id(w)]]
+        expected = reference["grads_step1/" + names[id(w)]]
         np.testing.assert_allclose(g.numpy(), expected, rtol=0, atol=GRADIENT_RTOL * np.abs(expected).max())
 
 
-def test_steps_reproduce_the_original(tiny_config, tiny_reference):
-    trainer = Trainer(tiny_config, bundle_train_config(tiny_reference))
-    entries = start_from_bundle(trainer)
-    losses = []
-    for k in range(3):
-        losses.append(float(trainer.train_step(tiny_reference["x_train_u8"][k]).numpy()))
-        if k == 0:
-            assert_state(trainer, entries, tiny_reference, "step1")
-    np.testing.assert_allclose(losses, tiny_reference["train_loss"], rtol=1e-6)
-    assert trainer.step == 3 and float(trainer.optimizer.t.numpy()) == float(tiny_reference["adam_t_final"])
-    assert_state(trainer, entries, tiny_reference, "final")
+def load_state(trainer, entries, reference, suffix):
+    """The original's state after a step: weights, averages, Adam moments and t."""
+    names = {id(e.variable): e.name for e in entries}
+    for w in trainer.model.trainable_weights:
+        name, key = names[id(w)], w.path.split("/", 1)[1]
+        w.assign(reference[f"params_{suffix}/{name}"])
+        trainer.ema.shadow(w).assign(reference[f"ema_{suffix}/{name}"])
+        trainer.optimizer.first_moment[key].assign(reference[f"adam_mom1_{suffix}/{name}"])
+        trainer.optimizer.second_moment[key].assign(reference[f"adam_mom2_{suffix}/{name}"])
+    trainer.optimizer.t.assign(float(reference[f"adam_t_{suffix}"]))
+
+
+def test_steps_reproduce_the_original(bundle):
+    """Each step from the original's state before it: step 1 from the init, steps 2 and 3 from the
+    original's state after step 1. (Run on from our own step 1, the few updates that ATOL allows to
+    flip feed pxpp's later gradients: 13% of its weights then end more than 1e-6 away.)"""
+    reference = bundle.reference
+    trainer = Trainer(bundle.config, bundle_train_config(reference))
+    entries = start_from_bundle(trainer, bundle.directory)
+    losses = [float(trainer.train_step(reference["x_train_u8"][0]).numpy())]
+    assert_state(trainer, entries, reference, "step1")
+    load_state(trainer, entries, reference, "step1")
+    assert trainer.step == 1
+    losses += [float(trainer.train_step(reference["x_train_u8"][k]).numpy()) for k in (1, 2)]
+    np.testing.assert_allclose(losses, reference["train_loss"], rtol=1e-6)
+    assert trainer.step == 3 and float(trainer.optimizer.t.numpy()) == float(reference["adam_t_final"])
+    assert_state(trainer, entries, reference, "final")
 
 
 def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_reference):

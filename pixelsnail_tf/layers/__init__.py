@@ -3,10 +3,13 @@
 from pixelsnail_tf.layers.attention import CausalAttentionBlock, causal_attention, causal_mask
 from pixelsnail_tf.layers.gated_resnet import GatedResnet
 from pixelsnail_tf.layers.nonlinearities import concat_elu
-from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownShift, DownShiftedConv2D,
+from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownRightShiftedConv2DTranspose,
+                                         DownShift, DownShiftedConv2D, DownShiftedConv2DTranspose,
                                          RightShift, down_shift, right_shift)
-from pixelsnail_tf.layers.weight_norm import WeightNormConv2D, WeightNormDense
+from pixelsnail_tf.layers.weight_norm import (WeightNormConv2D, WeightNormConv2DTranspose,
+                                              WeightNormDense)
 
 __all__ = ["CausalAttentionBlock", "causal_attention", "causal_mask", "GatedResnet", "concat_elu",
-           "DownRightShiftedConv2D", "DownShift", "DownShiftedConv2D", "RightShift", "down_shift",
-           "right_shift", "WeightNormConv2D", "WeightNormDense"]
+           "DownRightShiftedConv2D", "DownRightShiftedConv2DTranspose", "DownShift",
+           "DownShiftedConv2D", "DownShiftedConv2DTranspose", "RightShift", "down_shift",
+           "right_shift", "WeightNormConv2D", "WeightNormConv2DTranspose", "WeightNormDense"]

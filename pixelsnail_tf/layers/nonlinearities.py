@@ -12,7 +12,7 @@ def concat_elu(x, elu=tf.nn.elu):
 
 def elu_by_exp(x):
     """ELU as TensorFlow's own tf.nn.elu computes it: exp(x) - 1 where x < 0. (XLA lowers tf.nn.elu to
-    expm1, which rounds differently near 0 and is ~1.5x slower on CPU. exp of min(x, 0), so that the
+    expm1, which rounds differently near 0 and is slower on CPU. exp of min(x, 0), so that the
     gradient of the unused branch is never inf * 0.)"""
     return tf.where(x > 0, x, tf.exp(tf.minimum(x, 0.0)) - 1.0)
 

@@ -4,12 +4,14 @@ A shifted convolution pads the input only above (and left of) each pixel, so an 
 input pixels in the rows above it and, for the down-right variant, to its left in its own row.
 A shift moves an image down (or right) by one pixel with a zero row (column) in front; applied after
 a shifted convolution it makes the receptive field strictly earlier than the pixel itself.
+The shifted transposed convolutions (the PixelCNN++ variant's upsampling) crop their output so that
+an output pixel depends only on input cells above it (and, down-right, to its left).
 """
 
 import keras
 import tensorflow as tf
 
-from pixelsnail_tf.layers.weight_norm import WeightNormConv2D
+from pixelsnail_tf.layers.weight_norm import WeightNormConv2D, WeightNormConv2DTranspose
 
 
 def down_shift(x):
@@ -75,3 +77,47 @@ class DownRightShiftedConv2D(_ShiftedConv2D):
     @property
     def horizontal_padding(self):
         return self.kernel_size[1] - 1, 0
+
+
+class _ShiftedConv2DTranspose(WeightNormConv2DTranspose):
+    """A VALID transposed convolution cropped to [s*H, s*W]: the first rows, and the columns the
+    subclass names."""
+
+    default_kernel_size = None
+
+    def __init__(self, filters, kernel_size=None, strides=2, **kwargs):
+        super().__init__(filters, kernel_size or self.default_kernel_size, strides=strides, **kwargs)
+
+    @property
+    def cropped_columns(self):
+        """(output columns dropped on the left, on the right)."""
+        raise NotImplementedError
+
+    def call(self, x, init=False):
+        out = super().call(x, init=init)
+        left, right = self.cropped_columns
+        bottom = self.kernel_size[0] - 1
+        return out[:, :-bottom if bottom else None, left:-right if right else None]
+
+
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
+class DownShiftedConv2DTranspose(_ShiftedConv2DTranspose):
+    """Upsampling whose output pixel sees the input cells of its row and above, centred (default 2x3)."""
+
+    default_kernel_size = (2, 3)
+
+    @property
+    def cropped_columns(self):
+        side = (self.kernel_size[1] - 1) // 2
+        return side, side
+
+
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
+class DownRightShiftedConv2DTranspose(_ShiftedConv2DTranspose):
+    """Upsampling whose output pixel sees the input cells above and to its left (default 2x2)."""
+
+    default_kernel_size = (2, 2)
+
+    @property
+    def cropped_columns(self):
+        return 0, self.kernel_size[1] - 1

@@ -56,24 +56,26 @@ class _WeightNorm(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class WeightNormConv2D(_WeightNorm):
-    """Stride-1 conv2d with W = g * V / ||V|| (norm over kh, kw, in per output channel).
+    """conv2d with W = g * V / ||V|| (norm over kh, kw, in per output channel).
 
     `padding` is VALID or SAME; the causal convolutions subclass this and pad the input themselves.
-    `kernels="fast"` computes VALID convolutions with 2x2, 2x3, 3x2 or 3x3 kernels by Winograd
-    F(2x2, k) (`winograd.py`: the same sums in fewer multiplies, about 1.5x faster on CPU);
-    "reference" (and any other kernel size) uses tf.nn.conv2d, as the original.
+    `strides` 2 halves the resolution (the PixelCNN++ variant's downsampling layers).
+    `kernels="fast"` computes stride-1 VALID convolutions with 2x2, 2x3, 3x2 or 3x3 kernels by
+    Winograd F(2x2, k) (`winograd.py`: the same sums in fewer multiplies); "reference" (and any
+    other kernel size or stride) uses tf.nn.conv2d, as the original.
     """
 
     tf1_scope = "conv2d"
     init_epsilon = 1e-8
 
-    def __init__(self, filters, kernel_size, init_scale=1.0, padding="VALID",
+    def __init__(self, filters, kernel_size, init_scale=1.0, padding="VALID", strides=1,
                  kernels="fast", **kwargs):
         super().__init__(filters, init_scale=init_scale, **kwargs)
         self.kernels = check_kernels(kernels)
         self.kernel_size = tuple(int(k) for k in kernel_size)
         self.padding = padding.upper()
-        self._winograd = (kernels == "fast" and self.padding == "VALID"
+        self.strides = int(strides)
+        self._winograd = (kernels == "fast" and self.padding == "VALID" and self.strides == 1
                           and self.kernel_size in winograd.SUPPORTED_KERNEL_SIZES)
 
     def _kernel_shape(self, input_channels):
@@ -104,15 +106,61 @@ class WeightNormConv2D(_WeightNorm):
         if any(any(pair) for pair in self.spatial_padding):
             x = tf.pad(x, [(0, 0), *self.spatial_padding, (0, 0)])
         if init:
-            return self._data_dependent_init(tf.nn.conv2d(x, self._direction(), 1, self.padding))
+            return self._data_dependent_init(
+                tf.nn.conv2d(x, self._direction(), self.strides, self.padding))
         kernel, bias = self.effective_weights(x.dtype)
-        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, self.padding), bias)
+        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, self.strides, self.padding), bias)
 
     def get_config(self):
         config = super().get_config()
         config.pop("units")
         config.update(filters=self.units, kernel_size=self.kernel_size, padding=self.padding,
-                      kernels=self.kernels)
+                      strides=self.strides, kernels=self.kernels)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
+class WeightNormConv2DTranspose(_WeightNorm):
+    """VALID transposed convolution with W = g * V / ||V||; V is [kh, kw, out, in], normalized per
+    output channel over (kh, kw, in), as the original's `deconv2d`.
+
+    With stride s an [H, W] input gives [s*H + kh - 1, s*W + kw - 1]: every input pixel spreads
+    over a kh x kw patch. The shifted subclasses crop that to [s*H, s*W]; the data-dependent init
+    takes its statistics over the whole uncropped output, as the original.
+    """
+
+    tf1_scope = "deconv2d"
+    init_epsilon = 1e-8
+
+    def __init__(self, filters, kernel_size, strides=2, init_scale=1.0, **kwargs):
+        super().__init__(filters, init_scale=init_scale, **kwargs)
+        self.kernel_size = tuple(int(k) for k in kernel_size)
+        self.strides = int(strides)
+
+    def _kernel_shape(self, input_channels):
+        return self.kernel_size + (self.units, input_channels)
+
+    def _direction(self):
+        return tf.nn.l2_normalize(self.V, axis=[0, 1, 3])
+
+    def effective_weights(self, dtype=tf.float32):
+        """(kernel [kh,kw,out,in], bias), normalized in float32, then cast to `dtype`."""
+        return tf.cast(self.g[:, None] * self._direction(), dtype), tf.cast(self.b, dtype)
+
+    def call(self, x, init=False):
+        (kh, kw), s = self.kernel_size, self.strides
+        shape = tf.shape(x)
+        output_shape = tf.stack([shape[0], shape[1] * s + kh - 1, shape[2] * s + kw - 1, self.units])
+        if init:
+            return self._data_dependent_init(
+                tf.nn.conv2d_transpose(x, self._direction(), output_shape, s, "VALID"))
+        kernel, bias = self.effective_weights(x.dtype)
+        return tf.nn.bias_add(tf.nn.conv2d_transpose(x, kernel, output_shape, s, "VALID"), bias)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("units")
+        config.update(filters=self.units, kernel_size=self.kernel_size, strides=self.strides)
         return config
 
 

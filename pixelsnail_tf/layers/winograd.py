@@ -10,9 +10,7 @@ The transforms are elementwise, compiled by XLA into one pass each, in float32 w
 dtype (XLA's bfloat16 arithmetic is slow on CPU); the matmuls between them are TensorFlow's, the
 fastest on CPU, in the input's dtype. The input transform also computes what comes before the
 convolution (a nonlinearity, the zero padding) and the output transform adds the bias, so that
-neither is another pass over memory. On this project's 2-core CPU a 256->512 convolution of a batch
-of 8 32x32 images takes 26 ms instead of 39 ms in float32, 15 instead of 21 ms in bfloat16
-(benchmarks/README.md).
+neither is another pass over memory (timings: benchmarks/README.md).
 """
 
 import functools
@@ -46,7 +44,7 @@ def _combine(coefficients, tensors):
 
 
 # Each transform is one XLA computation. They return (and take) one tensor per tile position rather
-# than one stacked tensor: XLA's CPU code for a stack is 3x slower than the arithmetic itself.
+# than one stacked tensor: XLA's CPU code for a stack is slower than the arithmetic itself.
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,27 +1,14 @@
-"""Drawing images from a model: the noise, the samplers by name, and the original's algorithm.
-
-The naive (reference) sampler is the original's algorithm, one pixel at a time, as one tf.function.
+"""The naive (reference) sampler: the original's algorithm, one pixel at a time, as one tf.function.
 
 The canvas starts at zeros; for each pixel in raster order the whole network runs on the canvas, the
-pixel's three sub-pixels are drawn from its mixture (ORIGINAL.md 6.4) and written into the canvas.
-All uniform noise is drawn up front from a stateless seed ([S,H,W,M] for the component choice,
-[S,H,W,3] for the logistics, both in [1e-5, 1 - 1e-5] as the original), so the same seed gives the
-same images whatever the batching, and given noise (e.g. recorded from the original) can be replayed.
+pixel's three sub-pixels are drawn from its mixture (the original's sample_from_discretized_mix_logistic)
+and written into the canvas.
 """
 
 import tensorflow as tf
 
-from pixelsnail_tf.cached_sampling import CachedSampler
 from pixelsnail_tf.images import round_to_levels
-from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic, uniform_noise
-
-
-def draw_noise(num_samples, height, width, mixtures, seed):
-    """(u_mix [S,H,W,M], u_logistic [S,H,W,3]) from an integer seed (stateless RNG)."""
-    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-    mix_seed, logistic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    return (uniform_noise([num_samples, height, width, mixtures], mix_seed),
-            uniform_noise([num_samples, height, width, 3], logistic_seed))
+from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 
 
 def sample_pixels(model, u_mix, u_logistic, labels=None, quantize=True, progress=None):
@@ -65,7 +52,3 @@ class NaiveSampler:
     def __call__(self, u_mix, u_logistic, labels=None):
         return self._fn(tf.convert_to_tensor(u_mix, tf.float32),
                         tf.convert_to_tensor(u_logistic, tf.float32), labels)
-
-
-# sample.py --sampler: both draw the same images from the same noise; "fast" is the default.
-SAMPLERS = {"fast": CachedSampler, "naive": NaiveSampler}

@@ -1,8 +1,4 @@
-"""The fast sampler: the network is evaluated once per pixel position, from per-layer caches.
-
-The naive sampler runs the whole network on the whole canvas for every pixel. Here (in the spirit
-of Ramachandran et al. 2017, "Fast Generation for Convolutional Autoregressive Models") each layer
-computes only what the new pixel changes, row by row:
+"""PixelSNAIL's steps for the fast sampler (cached.py): each layer computes only what a new pixel changes.
 
   row start  every shifted convolution of the ul stream gets the contribution of the rows above
              (final by now) for the whole row in one batched convolution; the vertical `u` stream
@@ -13,7 +9,6 @@ computes only what the new pixel changes, row by row:
              the mixture, the pixel is drawn, and its keys and values go into the caches.
   row end    the current row becomes the rows above.
 
-It draws what the naive sampler draws from the same noise (float differences are rounding only).
 Layers compute in the model's compute dtype (bfloat16 under mixed precision) as in the model; the
 attention softmax, the output layer and the draw stay float32.
 """
@@ -24,16 +19,8 @@ from pixelsnail_tf.images import round_to_levels
 from pixelsnail_tf.layers.attention import last_pixel_of_key_cells, masked_softmax, positional_background
 from pixelsnail_tf.layers.nonlinearities import apply_activation
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
-
-# The gated layers' elementwise ops run as TensorFlow's own here, whatever the model's kernels: on one
-# pixel (or row) of a batch, launching an XLA-compiled chain costs more than it saves (fp32 sampling
-# took 35 s instead of 30 s for 8 CIFAR images). The images equal the naive sampler's (tested).
-ELEMENTWISE = "reference"
-
-
-def _pad_columns(x, layer):
-    left, right = layer.horizontal_padding
-    return tf.pad(x, [[0, 0], [0, 0], [left, right], [0, 0]])
+from pixelsnail_tf.sampling.convolution_steps import (ELEMENTWISE, PixelConv, RowConv, dense_resnet,
+                                                      rows_above)
 
 
 def _conv_layers(model):
@@ -43,80 +30,6 @@ def _conv_layers(model):
         return [conv for block in blocks for resnet in block for conv in (resnet.conv_in, resnet.conv_out)]
     row = ([model.u_stem] if model.u_stem is not None else []) + resnet_convs(model.u_resnets)
     return row, [model.ul_stem_right] + resnet_convs(model.ul_resnets)
-
-
-def _rows_above(layer, batch, width, dtype):
-    """A shifted convolution's initial state: its kh-1 input rows above the image (zero padding)."""
-    kh, _, channels, _ = layer.V.shape
-    return tf.zeros([batch, kh - 1, width, channels], dtype)
-
-
-class _RowConv:
-    """A shifted convolution evaluated a whole row at a time; its state is the kh-1 input rows above."""
-
-    def __init__(self, layer, dtype):
-        self.layer = layer
-        self.kernel, self.bias = layer.effective_weights(dtype)
-
-    def apply(self, rows):
-        """The output row [B,1,W,out] of kh input rows [B,kh,W,C] (the last one the current row)."""
-        return tf.nn.bias_add(tf.nn.conv2d(_pad_columns(rows, self.layer), self.kernel, 1, "VALID"),
-                              self.bias)
-
-    def __call__(self, above, row):
-        """row [B,1,W,C], above [B,kh-1,W,C] -> (output row [B,1,W,out], next state)."""
-        rows = tf.concat([above, row], axis=1)
-        return self.apply(rows), rows[:, 1:]
-
-
-class _PixelConv:
-    """A down-right-shifted convolution evaluated one pixel at a time.
-
-    The rows above enter once per row (`row_start`); a pixel then needs only the kernel's last row
-    applied to itself and the kw-1 inputs to its left. The row state is (those inputs [B, (kw-1)*C],
-    zeros at the row start for the padding; a TensorArray of the row's inputs, for `row_end`).
-    """
-
-    def __init__(self, layer, dtype):
-        if layer.horizontal_padding[1]:
-            raise ValueError(f"{layer.name} sees pixels to its right: it cannot run pixel by pixel")
-        self.layer = layer
-        self.kernel, self.bias = layer.effective_weights(dtype)
-        kh, kw, channels, units = self.kernel.shape
-        self.kh, self.kw, self.channels = kh, kw, channels
-        self.last_row_kernel = tf.reshape(self.kernel[kh - 1], [kw * channels, units])
-
-    def row_start(self, above):
-        """The contribution of the rows above [B,kh-1,W,C] to each pixel of the row ([B,out] per column,
-        a TensorArray: one read per pixel)."""
-        if self.kh == 1:
-            out = tf.zeros([tf.shape(above)[0], 1, above.shape[2], self.kernel.shape[-1]],
-                           self.kernel.dtype) + self.bias
-        else:
-            out = tf.nn.bias_add(tf.nn.conv2d(_pad_columns(above, self.layer), self.kernel[:-1], 1,
-                                              "VALID"), self.bias)
-        return tf.TensorArray(out.dtype, size=out.shape[2]).unstack(tf.transpose(out[:, 0], [1, 0, 2]))
-
-    def empty_row(self, batch, width):
-        dtype = self.kernel.dtype
-        return (tf.zeros([batch, (self.kw - 1) * self.channels], dtype),
-                tf.TensorArray(dtype, size=width, element_shape=[None, self.channels]))
-
-    def step(self, row, above_out, c, value):
-        """value [B,C] at column c -> (output [B,out] at c, the row state with value in it)."""
-        left, inputs = row
-        window = tf.concat([left, value], axis=1)  # taps left to right, as the kernel's last row
-        out = tf.matmul(window, self.last_row_kernel) + above_out.read(c)
-        left = value if self.kw == 2 else window[:, self.channels:]  # (the same; one op less per pixel)
-        return out, (left, inputs.write(c, value))
-
-    @staticmethod
-    def row_inputs(row):
-        """The inputs of a finished row, [B, W, C]."""
-        return tf.transpose(row[1].stack(), [1, 0, 2])
-
-    def row_end(self, above, row):
-        return tf.concat([above, self.row_inputs(row)[:, None]], axis=1)[:, 1:]
 
 
 class _AttentionCache:
@@ -188,28 +101,15 @@ class _AttentionCache:
         return (*stored, *current)
 
 
-def _dense_resnet(resnet, dtype):
-    """The linear maps of a 1x1 gated layer for GatedResnet.residual, weights prepared once."""
-    conv_in, conv_out = resnet.conv_in.linear(dtype), resnet.conv_out.linear(dtype)
-
-    def first(t, f):
-        return conv_in(apply_activation(t, f))
-
-    def second(t, f):
-        return conv_out(apply_activation(t, f))
-
-    return first, second, resnet.aux and resnet.aux.linear(dtype)
-
-
 class _AttentionStep:
     """One attention block at one pixel: query against the caches; the drawn pixel's key and value."""
 
     def __init__(self, block, height, width, dtype):
         self.block = block
         self.cache = _AttentionCache(block, height, width)
-        self.kv_resnet = _dense_resnet(block.kv_resnet, dtype)
-        self.query_resnet = _dense_resnet(block.query_resnet, dtype)
-        self.out_resnet = _dense_resnet(block.out_resnet, dtype)
+        self.kv_resnet = dense_resnet(block.kv_resnet, dtype)
+        self.query_resnet = dense_resnet(block.query_resnet, dtype)
+        self.out_resnet = dense_resnet(block.out_resnet, dtype)
         self.kv_projection = block.kv_projection.linear(dtype)
         self.query_projection = block.query_projection.linear(dtype)
 
@@ -233,7 +133,7 @@ class _AttentionStep:
                 self.cache.write(row_values, r, c, kv[:, block.key_size:]))
 
 
-class _CachedNetwork:
+class PixelSNAILSteps:
     """The model as row and pixel steps, with its current weights (normalized once, when built).
 
     Build it inside the traced function that runs `row`, so that it reads the variables there.
@@ -243,12 +143,12 @@ class _CachedNetwork:
         self.model, self.height, self.width, self.quantize = model, height, width, quantize
         self.dtype = dtype = tf.as_dtype(model.compute_dtype)
         self.background = positional_background(tf.zeros([1, height, width, 1], dtype))[0]  # [H, W, 6]
-        self.ul_stem_down = _RowConv(model.ul_stem_down, dtype)
+        self.ul_stem_down = RowConv(model.ul_stem_down, dtype)
         # In the order of the state's lists: [u stem,] conv_in and conv_out of every u resnet; the
         # right stem, conv_in and conv_out of every ul resnet.
         row_layers, pixel_layers = _conv_layers(model)
-        self.row_convs = [_RowConv(layer, dtype) for layer in row_layers]
-        self.pixel_convs = [_PixelConv(layer, dtype) for layer in pixel_layers]
+        self.row_convs = [RowConv(layer, dtype) for layer in row_layers]
+        self.pixel_convs = [PixelConv(layer, dtype) for layer in pixel_layers]
         self.ul_aux = [[r.aux and r.aux.linear(dtype) for r in block] for block in model.ul_resnets]
         self.attention = [_AttentionStep(block, height, width, dtype) for block in model.attention]
         self.head = model.head.linear(tf.float32)
@@ -261,8 +161,8 @@ class _CachedNetwork:
         return {
             "canvas": tf.zeros([height, batch, width, 3]),  # rows first
             "x_above": tf.zeros([batch, 1, width, 4], dtype),  # x_pad of the row above
-            "row_convs": [_rows_above(layer, batch, width, dtype) for layer in row_layers],
-            "pixel_convs": [_rows_above(layer, batch, width, dtype) for layer in pixel_layers],
+            "row_convs": [rows_above(layer, batch, width, dtype) for layer in row_layers],
+            "pixel_convs": [rows_above(layer, batch, width, dtype) for layer in pixel_layers],
             "attention": [_AttentionCache(block, height, width).initial_state(batch)
                           for block in model.attention],
         }
@@ -359,47 +259,3 @@ class _CachedNetwork:
             "attention": [step.cache.row_end(s, row, r)
                           for step, s, row in zip(self.attention, state["attention"], current)],
         }
-
-
-def sample_cached(model, u_mix, u_logistic, labels=None, quantize=True):
-    """Float images [S,H,W,3] drawn with the caches, as one graph (a while loop over the rows)."""
-    height, width = u_mix.shape[1], u_mix.shape[2]
-    network = _CachedNetwork(model, height, width, quantize)
-
-    def row(r, state):
-        return r + 1, network.row(r, state, tf.gather(u_mix, r, axis=1), tf.gather(u_logistic, r, axis=1),
-                                  labels)
-
-    initial = _CachedNetwork.initial_state(model, tf.shape(u_mix)[0], height, width)
-    _, state = tf.while_loop(lambda r, _: r < height, row, [tf.constant(0), initial])
-    return _CachedNetwork.images(state)
-
-
-class CachedSampler:
-    """The fast sampler: same call and result as NaiveSampler (sampling.py), about H*W times less work.
-
-    Each image row is one call of a tf.function (traced once per batch and image size), so
-    `progress` (a Python callable taking the number of pixels done) is told after every row.
-    """
-
-    def __init__(self, model, quantize=True, progress=None):
-        self.model = model
-        self.quantize = quantize
-        self.progress = progress
-        self._row = tf.function(self._draw_row)
-
-    def _draw_row(self, r, state, u_mix, u_logistic, labels):
-        height, _, width, _ = state["canvas"].shape
-        network = _CachedNetwork(self.model, height, width, self.quantize)
-        return network.row(r, state, u_mix, u_logistic, labels)
-
-    def __call__(self, u_mix, u_logistic, labels=None):
-        u_mix = tf.convert_to_tensor(u_mix, tf.float32)
-        u_logistic = tf.convert_to_tensor(u_logistic, tf.float32)
-        batch, height, width = u_mix.shape[:3]
-        state = _CachedNetwork.initial_state(self.model, batch, height, width)
-        for r in range(height):
-            state = self._row(tf.constant(r), state, u_mix[:, r], u_logistic[:, r], labels)
-            if self.progress is not None:
-                self.progress((r + 1) * width)
-        return _CachedNetwork.images(state)

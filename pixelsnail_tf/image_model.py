@@ -1,0 +1,135 @@
+"""What every model of the family shares: the input, the class conditioning, the output layer and
+the likelihood API. A subclass is one architecture (model.py: PixelSNAIL; pixelcnn_pp.py: PixelCNN++):
+it creates its layers in the original's order and computes the features of every pixel.
+
+    x [B,H,W,3] in [-1,1] -> x_pad = [x, 1] (the ones channel tells the image from the zero padding)
+    features(x, x_pad) [B,H,W,F] -> head: nin(elu(features)) = 10*M mixture parameters per pixel
+"""
+
+import keras
+import tensorflow as tf
+
+from pixelsnail_tf import images as image_checks
+from pixelsnail_tf.config import ModelConfig
+from pixelsnail_tf.layers.kernels import check_kernels
+from pixelsnail_tf.layers.weight_norm import WeightNormDense
+from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
+
+
+class ImageModel(keras.Model):
+    """A distribution over 8-bit RGB images: per pixel, a discretized mixture of logistics.
+
+    Call it on float32 images in [-1, 1] to get the mixture parameters [B,H,W,10*M] (float32).
+    `log_prob` / `bits_per_dim` take uint8 [0,255] or float32 [-1,1] images and check them.
+    `initialize(images)` runs the original's data-dependent initialization once.
+
+    `dtype="mixed_bfloat16"` (a Keras dtype policy): the layers compute in bfloat16 from float32
+    weights (normalized in float32, then cast); the output layer, the mixture and the data-dependent
+    init stay float32. `kernels` (layers/kernels.py): "fast" (default) or "reference" (TensorFlow's
+    own ops, as the original): the same math. Checkpoints depend on neither.
+    """
+
+    # The `Variant.architecture` a subclass builds, and the model name its default config takes.
+    architecture = None
+    default_model = None
+    # The sides of an image must be multiples of this (a U-net halves them).
+    side_multiple = 1
+
+    def __init__(self, config=None, kernels="fast", **kwargs):
+        kwargs.setdefault("autocast", False)  # the compute dtype is applied in `call`, explicitly
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = ModelConfig(**config)
+        self.config = config or ModelConfig(model=self.default_model)
+        if self.config.variant.architecture != self.architecture:
+            raise ValueError(f"--model={self.config.model} is not a {type(self).__name__}; "
+                             f"build it with pixelsnail_tf.model.build_model(config)")
+        self.kernels = check_kernels(kernels)
+        self._log_prob_fn = tf.function(self._log_prob_float)  # one trace per image shape
+
+    def weight_norm_layers(self):
+        """All weight-normalized layers in the original's creation order (its variable order)."""
+        raise NotImplementedError
+
+    def features(self, x, x_pad, h, seeds, training, init):
+        """The features [B,H,W,F] the head reads, of x and x_pad = [x, 1] (compute dtype), class
+        one-hots h (or None); `seeds.next()` gives each dropout layer its seed in call order."""
+        raise NotImplementedError
+
+    def _make_head(self):
+        return WeightNormDense(10 * self.config.nr_logistic_mix, name="head")
+
+    def build(self, input_shape):
+        # All weights are independent of the image size: one pass on a tiny image creates them.
+        if not self.built:
+            side = 2 * self.side_multiple
+            with tf.init_scope():
+                labels = tf.zeros([1], tf.int32) if self.config.num_classes else None
+                self.call(tf.zeros([1, side, side, 3]), labels)
+        self.built = True
+
+    def check_image_size(self, height, width):
+        """ValueError (one line) for image sides the architecture cannot take."""
+        m = self.side_multiple
+        if height % m or width % m:
+            raise ValueError(f"--model={self.config.model} needs image sides that are multiples of {m}, "
+                             f"got {height}x{width}")
+
+    def call(self, x, labels=None, training=False, init=False, dropout_seed=None):
+        """Mixture parameters [B,H,W,10*nr_logistic_mix] of images x in [-1, 1]. With `training`,
+        dropout (dropout_seed: int [2], the masks' seed; None: the layers' own seed generators)."""
+        c = self.config
+        if x.shape[1] is not None and x.shape[2] is not None:
+            self.check_image_size(x.shape[1], x.shape[2])
+        x = tf.cast(x, tf.float32 if init else self.compute_dtype)
+        h = tf.one_hot(labels, c.num_classes, dtype=x.dtype) if c.num_classes else None
+        x_pad = tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)
+        features = self.features(x, x_pad, h, _SeedsPerLayer(dropout_seed), training, init)
+        return self.head(tf.cast(tf.nn.elu(features), tf.float32), init=init)  # float32 parameters
+
+    def initialize(self, images, labels=None, dropout_seed=None):
+        """The original's data-dependent init on one batch: sets every g and b, keeps V as drawn.
+
+        Dropout is active during this pass when dropout_p > 0, as in the original.
+        Returns the mixture parameters of that pass (equal to the initialized model's output).
+        """
+        x = image_checks.check_images(images)
+        labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
+        self.build(x.shape)
+        return self.call(x, labels, training=self.config.dropout_p > 0, init=True,
+                         dropout_seed=dropout_seed)
+
+    def _log_prob_float(self, x, labels):
+        return discretized_mix_logistic_log_prob(x, self(x, labels))
+
+    def log_prob(self, images, labels=None):
+        """Per-image log-likelihood in nats [B] of uint8 [0,255] or float32 [-1,1] images."""
+        x = image_checks.check_images(images)
+        labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
+        return self._log_prob_fn(x, labels)
+
+    def bits_per_dim(self, images, labels=None):
+        """Per-image bits per sub-pixel [B] (negative log2-likelihood / (H*W*3))."""
+        x = image_checks.check_images(images)
+        return bits_per_dim(self.log_prob(x, labels), x.shape[1] * x.shape[2] * 3)
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.dtype_policy.name,
+                "kernels": self.kernels}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class _SeedsPerLayer:
+    """Seeds of the layers in call order, each folded from one model seed (None: all None)."""
+
+    def __init__(self, seed):
+        self.seed, self.index = seed, 0
+
+    def next(self):
+        if self.seed is None:
+            return None
+        self.index += 1
+        return tf.random.experimental.stateless_fold_in(self.seed, self.index)
