@@ -11,11 +11,9 @@ import sys
 import tensorflow as tf
 from absl import app, flags, logging
 
-from pixelsnail_tf import checkpointing, run_folder, tf1_checkpoint
-from pixelsnail_tf.errors import first_line
+from pixelsnail_tf import checkpoints, run_folder
 from pixelsnail_tf.config import NONLINEARITIES, VARIANTS, ModelConfig
 from pixelsnail_tf.layers.kernels import KERNELS
-from pixelsnail_tf.model import build_model
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
                "attn_rep")
@@ -131,35 +129,11 @@ def explicit_model_flags(flag_values):
 
 
 def load_model(path, values, explicit, use_ema=True):
-    """(model with loaded weights, checkpoint prefix, kind) from a checkpoint of either kind.
-
-    An original TF1 checkpoint is read with the model flags in `values`; ours with its config.json,
-    which the `explicit` model flags (given on the command line) must agree with.
-    """
-    prefix = tf1_checkpoint.resolve_prefix(path)
-    try:
-        tf1 = checkpointing.is_tf1(prefix)
-    except (tf.errors.OpError, IndexError) as error:  # a truncated or corrupted index
-        raise unreadable(prefix, error) from None
-    if tf1:
-        config, kind = model_config_from_flags(values, dropout_p=0.0), "original TF1"
-    else:
-        config, kind = checkpointing.read_config(os.path.dirname(prefix)), "pixelsnail_tf"
-        differences = checkpointing.config_differences(config, config.replace(**explicit))
-        if differences:
-            raise ValueError(f"model flags contradict {prefix}'s config.json: " + "; ".join(differences))
-    model = build_model(config, **model_options(values))
-    model.build(None)
-    try:
-        checkpointing.load_weights(model, prefix, use_ema=use_ema)
-    except (tf.errors.OpError, IndexError) as error:  # truncated or corrupted data files
-        raise unreadable(prefix, error) from None
-    return model, prefix, kind
-
-
-def unreadable(prefix, error):
-    """The error for a checkpoint whose files cannot be read; TensorFlow's reason on a second line."""
-    return ValueError(f"cannot read checkpoint {prefix}: a damaged or truncated file\n{first_line(error)}")
+    """(model with loaded weights, checkpoint prefix, kind) from a checkpoint of either kind: an original
+    TF1 one is built from the model flags in `values`; ours from its config.json, which the `explicit`
+    model flags (given on the command line) must agree with."""
+    return checkpoints.load_model(path, lambda: model_config_from_flags(values, dropout_p=0.0), explicit,
+                                  use_ema, **model_options(values))
 
 
 def image_size(text):

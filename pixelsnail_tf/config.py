@@ -26,7 +26,7 @@ VARIANTS = {
     "pxpp": Variant(num_blocks=0, small_key=False, vertical_stream=True, architecture="pixelcnn_pp"),
 }
 
-# Builders of the original that we do not offer, each with the reason (ORIGINAL.md 5.1, pitfalls 13-14).
+# Builders of the original (pixel_cnn_pp/model.py, `<name>_spec`) that we do not offer, with the reason.
 _NOT_CAUSAL = "average-pools raw inputs and broadcasts back, so pixels see later pixels (not causal)"
 _CRASHES = "crashes in the original (passes causal_unit= to causal_attention, which has no such argument)"
 REFUSED_VARIANTS = {

@@ -12,9 +12,11 @@ import os
 
 import tensorflow as tf
 
-from pixelsnail_tf import checkpointing, tf1_checkpoint
+from pixelsnail_tf import checkpoints
 from pixelsnail_tf.ema import PolyakAverage
+from pixelsnail_tf.image_model import weight_name
 from pixelsnail_tf.model import build_model
+from pixelsnail_tf.optimizer import original_adam
 
 
 def _built_model(config):
@@ -34,30 +36,30 @@ def _require_empty(save_dir):
 
 def tf1_to_ours(tf1_path, config, save_dir):
     """Original checkpoint (prefix or folder) -> our checkpoint in save_dir; returns its prefix."""
-    prefix = tf1_checkpoint.resolve_prefix(tf1_path)
+    prefix = checkpoints.resolve_prefix(tf1_path)
     _require_empty(save_dir)
     model = _built_model(config)
-    ema, adam = PolyakAverage(model), checkpointing.original_adam(model)
-    checkpointing.load_tf1_training_state(model, ema, adam, prefix)
-    checkpointing.write_config(save_dir, config)
-    checkpoint = checkpointing.model_checkpoint(model, ema, optimizer=adam)
+    ema, adam = PolyakAverage(model), original_adam(model)
+    checkpoints.load_tf1_training_state(model, ema, adam, prefix)
+    checkpoints.write_config(save_dir, config)
+    checkpoint = checkpoints.model_checkpoint(model, ema, optimizer=adam)
     return tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=None).save(
         checkpoint_number=int(adam.t.numpy()) - 1)
 
 
 def ours_to_tf1(path, save_dir):
     """Our checkpoint (prefix or folder) -> original layout in save_dir; returns its prefix."""
-    prefix = tf1_checkpoint.resolve_prefix(path)
-    if checkpointing.is_tf1(prefix):
+    prefix = checkpoints.resolve_prefix(path)
+    if checkpoints.is_tf1(prefix):
         raise ValueError(f"{prefix} is already an original TF1 checkpoint")
     _require_empty(save_dir)
-    model = _built_model(checkpointing.read_config(os.path.dirname(prefix)))
-    ema, adam = PolyakAverage(model), checkpointing.original_adam(model)
-    status = checkpointing.model_checkpoint(model, ema, optimizer=adam).read(prefix)
+    model = _built_model(checkpoints.read_config(os.path.dirname(prefix)))
+    ema, adam = PolyakAverage(model), original_adam(model)
+    status = checkpoints.model_checkpoint(model, ema, optimizer=adam).read(prefix)
     status.expect_partial().assert_existing_objects_matched()
-    names, values = [tf1_checkpoint.ADAM_STEP], [adam.t]
-    for e in tf1_checkpoint.tf1_name_map(model):
-        key = checkpointing.weight_name(e.variable)
+    names, values = [checkpoints.ADAM_STEP], [adam.t]
+    for e in checkpoints.tf1_name_map(model):
+        key = weight_name(e.variable)
         names += [e.name, e.ema, e.first_moment, e.second_moment]
         values += [e.variable.value, ema.shadow(e.variable), adam.first_moment[key],
                    adam.second_moment[key]]

@@ -122,6 +122,12 @@ class ImageModel(keras.Model):
         return cls(**config)
 
 
+def weight_name(weight):
+    """A weight's path inside its model, e.g. attention_0/kv_resnet/conv_in/V: the key checkpoints and
+    optimizer slots use."""
+    return weight.path.split("/", 1)[1]
+
+
 class _SeedsPerLayer:
     """Seeds of the layers in call order, each folded from one model seed (None: all None)."""
 

@@ -10,6 +10,8 @@ increment, and there is no clipping or weight decay:
 
 import tensorflow as tf
 
+from pixelsnail_tf.image_model import weight_name
+
 MOM1 = 0.95
 MOM2 = 0.9995
 EPSILON = 1e-6
@@ -46,3 +48,9 @@ class OriginalAdam(tf.Module):
             mg.assign(mg_t)
             variable.assign(variable - learning_rate * v_hat / tf.sqrt(mg_hat + self.epsilon))
         self.t.assign_add(1.0)
+
+
+def original_adam(model):
+    """The original's Adam over the model's trainable weights, slots keyed by weight name."""
+    weights = model.trainable_weights
+    return OriginalAdam([w.value for w in weights], [weight_name(w) for w in weights])

@@ -59,11 +59,11 @@ def bundle(request):
 
 def trained_tiny_model(config, use_ema=True, directory=TINY, **model_options):
     """A bundle's trained checkpoint (made by the original code) loaded into our model."""
-    from pixelsnail_tf import tf1_checkpoint
+    from pixelsnail_tf import checkpoints
     from pixelsnail_tf.model import build_model
     model = build_model(config, **model_options)
     model.build((None, 8, 8, 3))
-    tf1_checkpoint.load_tf1_checkpoint(model, str(directory / "trained"), use_ema=use_ema)
+    checkpoints.load_tf1_checkpoint(model, str(directory / "trained"), use_ema=use_ema)
     return model
 
 

@@ -40,7 +40,7 @@ def test_mask_is_strictly_causal():
 
 
 def test_pool2_rows_without_keys_at_32x32():
-    # the whole first row plus pixels (1,0) and (1,1): 34 positions (ORIGINAL.md 4.2)
+    # the whole first row plus pixels (1,0) and (1,1): 34 positions (the original's get_causal_mask)
     assert int(np.sum(causal_mask(32, 32, 2).sum(axis=1) == 0)) == 34
 
 

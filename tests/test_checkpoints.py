@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import PXPP, TINY, bundle_config, small_config
-from pixelsnail_tf import checkpointing, tf1_checkpoint
+from pixelsnail_tf import checkpoints
 from pixelsnail_tf.config import PRESETS, ModelConfig
 from pixelsnail_tf.ema import PolyakAverage
 from pixelsnail_tf.model import PixelSNAIL, build_model
@@ -24,8 +24,8 @@ def model(tiny_config):
 def test_every_tensor_of_the_original_checkpoint_is_accounted_for(model, tiny_reference, checkpoint):
     prefix = str(TINY / checkpoint / "model.ckpt")
     names = {name for name, _ in tf.train.list_variables(prefix)}
-    entries, tensors, adam_t = tf1_checkpoint.read_tf1_checkpoint(model, prefix)
-    mapped = {tf1_checkpoint.ADAM_STEP}
+    entries, tensors, adam_t = checkpoints.read_tf1_checkpoint(model, prefix)
+    mapped = {checkpoints.ADAM_STEP}
     for e in entries:
         mapped.update((e.name, e.ema, e.first_moment, e.second_moment))
     assert mapped == names and len(names) == 301
@@ -48,16 +48,16 @@ def test_every_tensor_of_the_original_checkpoint_is_accounted_for(model, tiny_re
 
 @pytest.mark.parametrize("use_ema, section", [(True, "ema_final"), (False, "params_final")])
 def test_load_raw_or_ema(model, tiny_reference, use_ema, section):
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=use_ema)
-    for e in tf1_checkpoint.tf1_name_map(model):
+    checkpoints.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=use_ema)
+    for e in checkpoints.tf1_name_map(model):
         np.testing.assert_array_equal(e.variable.numpy(), tiny_reference[f"{section}/{e.name}"])
 
 
 def test_mismatched_config_lists_differences_and_guesses_the_config(tiny_config):
     model = PixelSNAIL(tiny_config.replace(nr_filters=16, nr_logistic_mix=5))
     model.build((None, 8, 8, 3))
-    with pytest.raises(tf1_checkpoint.CheckpointMismatchError) as error:
-        tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained" / "model.ckpt"))
+    with pytest.raises(checkpoints.CheckpointMismatchError) as error:
+        checkpoints.load_tf1_checkpoint(model, str(TINY / "trained" / "model.ckpt"))
     first, *details = str(error.value).splitlines()
     assert first == (f"checkpoint {TINY / 'trained' / 'model.ckpt'} was made with other model flags: "
                      "--nr_filters=32 (not 16), --nr_logistic_mix=3 (not 5)")
@@ -70,21 +70,21 @@ def test_mismatched_config_lists_differences_and_guesses_the_config(tiny_config)
 def test_missing_and_unexpected_tensors_are_listed(tiny_config):
     model = PixelSNAIL(tiny_config.replace(attn_rep=3))  # one block more than the checkpoint
     model.build((None, 8, 8, 3))
-    with pytest.raises(tf1_checkpoint.CheckpointMismatchError, match=r"tensors the model needs are "
+    with pytest.raises(checkpoints.CheckpointMismatchError, match=r"tensors the model needs are "
                        r"absent \(model/conv2d_6/V, model/conv2d_6/V/ExponentialMovingAverage"):
-        tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"))
+        checkpoints.load_tf1_checkpoint(model, str(TINY / "trained"))
     model = PixelSNAIL(tiny_config.replace(attn_rep=1))
     model.build((None, 8, 8, 3))
-    with pytest.raises(tf1_checkpoint.CheckpointMismatchError, match="tensors the model has no place for"):
-        tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"))
+    with pytest.raises(checkpoints.CheckpointMismatchError, match="tensors the model has no place for"):
+        checkpoints.load_tf1_checkpoint(model, str(TINY / "trained"))
 
 
 def test_class_conditional_model_cannot_take_an_original_checkpoint(tiny_config):
     model = PixelSNAIL(tiny_config.replace(num_classes=10))
     model.build((None, 8, 8, 3))
-    with pytest.raises(tf1_checkpoint.CheckpointMismatchError,
+    with pytest.raises(checkpoints.CheckpointMismatchError,
                        match=r"no place for 8 weights of this model \(.*/hw"):
-        tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"))
+        checkpoints.load_tf1_checkpoint(model, str(TINY / "trained"))
 
 
 def test_unknown_extra_tensor_is_an_error(model, tmp_path):
@@ -94,9 +94,9 @@ def test_unknown_extra_tensor_is_an_error(model, tmp_path):
     prefix = str(tmp_path / "model.ckpt")
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=tensors)
-    with pytest.raises(tf1_checkpoint.CheckpointMismatchError,
+    with pytest.raises(checkpoints.CheckpointMismatchError,
                        match=r"1 tensors the model has no place for \(model/extra/V\)"):
-        tf1_checkpoint.load_tf1_checkpoint(model, prefix)
+        checkpoints.load_tf1_checkpoint(model, prefix)
 
 
 def test_directory_load_ignores_absolute_paths_in_the_index_file(model, tiny_reference, tmp_path):
@@ -105,34 +105,34 @@ def test_directory_load_ignores_absolute_paths_in_the_index_file(model, tiny_ref
     (folder / "checkpoint").chmod(0o644)
     (folder / "checkpoint").write_text('model_checkpoint_path: "/elsewhere/machine/model.ckpt"\n'
                                        'all_model_checkpoint_paths: "/elsewhere/machine/model.ckpt"\n')
-    assert tf1_checkpoint.resolve_prefix(str(folder)) == str(folder / "model.ckpt")
+    assert checkpoints.resolve_prefix(str(folder)) == str(folder / "model.ckpt")
     (folder / "checkpoint").unlink()  # without the index file, the newest *.index is used
-    assert tf1_checkpoint.resolve_prefix(str(folder)) == str(folder / "model.ckpt")
+    assert checkpoints.resolve_prefix(str(folder)) == str(folder / "model.ckpt")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        tf1_checkpoint.resolve_prefix(str(tmp_path / "nothing"))
+        checkpoints.resolve_prefix(str(tmp_path / "nothing"))
 
 
 def test_guess_config_of_full_checkpoints():
     for preset, blocks in [("cifar10", 12), ("imagenet32", 12)]:
         model = PixelSNAIL(PRESETS[preset])
         model.build((None, 32, 32, 3))
-        shapes = {e.name: list(e.variable.shape) for e in tf1_checkpoint.tf1_name_map(model)}
-        facts = tf1_checkpoint.describe_tf1_shapes(shapes)
+        shapes = {e.name: list(e.variable.shape) for e in checkpoints.tf1_name_map(model)}
+        facts = checkpoints.describe_tf1_shapes(shapes)
         assert facts == {"nr_filters": 256, "nr_logistic_mix": PRESETS[preset].nr_logistic_mix,
                          "attention_blocks": blocks, "nr_resnet": 4, "vertical_stream": False,
                          "resnet_nonlinearity": "elu or relu", "small_key": True}
     model = PixelSNAIL(small_config("model", nr_resnet=3, attn_rep=2, resnet_nonlinearity="concat_elu"))
     model.build((None, 4, 4, 3))
-    shapes = {e.name: list(e.variable.shape) for e in tf1_checkpoint.tf1_name_map(model)}
-    facts = tf1_checkpoint.describe_tf1_shapes(shapes)
+    shapes = {e.name: list(e.variable.shape) for e in checkpoints.tf1_name_map(model)}
+    facts = checkpoints.describe_tf1_shapes(shapes)
     assert (facts["attention_blocks"], facts["nr_resnet"], facts["vertical_stream"]) == (2, 3, True)
     assert facts["resnet_nonlinearity"] == "concat_elu"
     # PixelCNN++ at the size of OpenAI's CIFAR-10 model
     model = build_model(ModelConfig(model="pxpp", nr_filters=160, nr_resnet=5,
                                     resnet_nonlinearity="concat_elu"))
     model.build(None)
-    shapes = {e.name: list(e.variable.shape) for e in tf1_checkpoint.tf1_name_map(model)}
-    assert tf1_checkpoint.describe_tf1_shapes(shapes) == {
+    shapes = {e.name: list(e.variable.shape) for e in checkpoints.tf1_name_map(model)}
+    assert checkpoints.describe_tf1_shapes(shapes) == {
         "model": "pxpp", "nr_filters": 160, "nr_logistic_mix": 10, "nr_resnet": 5,
         "resnet_nonlinearity": "concat_elu"}
 
@@ -140,40 +140,40 @@ def test_guess_config_of_full_checkpoints():
 def test_a_checkpoint_of_the_other_architecture_names_the_model_flag(tiny_config):
     pxpp = build_model(bundle_config(PXPP))
     pxpp.build(None)
-    with pytest.raises(tf1_checkpoint.CheckpointMismatchError) as error:
-        tf1_checkpoint.load_tf1_checkpoint(pxpp, str(TINY / "trained"))
+    with pytest.raises(checkpoints.CheckpointMismatchError) as error:
+        checkpoints.load_tf1_checkpoint(pxpp, str(TINY / "trained"))
     assert str(error.value).splitlines()[0].endswith(
         "was made with other model flags: a --model other than pxpp (the checkpoint has attention)")
     snail = build_model(tiny_config)
     snail.build(None)
-    with pytest.raises(tf1_checkpoint.CheckpointMismatchError) as error:
-        tf1_checkpoint.load_tf1_checkpoint(snail, str(PXPP / "trained"))
+    with pytest.raises(checkpoints.CheckpointMismatchError) as error:
+        checkpoints.load_tf1_checkpoint(snail, str(PXPP / "trained"))
     assert str(error.value).splitlines()[0].endswith("was made with other model flags: --model=pxpp")
 
 
 def write_our_checkpoint(model, tiny_reference, directory):
     """Our format holding the bundle's trained raw weights and their EMA."""
-    tf1_checkpoint.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=False)
+    checkpoints.load_tf1_checkpoint(model, str(TINY / "trained"), use_ema=False)
     ema = PolyakAverage(model)
-    by_id = {id(e.variable): e.name for e in tf1_checkpoint.tf1_name_map(model)}
+    by_id = {id(e.variable): e.name for e in checkpoints.tf1_name_map(model)}
     for weight, shadow in zip(model.trainable_weights, ema.shadows):
         shadow.assign(tiny_reference["ema_final/" + by_id[id(weight)]])
-    checkpointing.write_config(str(directory), model.config)
-    manager = tf.train.CheckpointManager(checkpointing.model_checkpoint(model, ema), str(directory), 3)
+    checkpoints.write_config(str(directory), model.config)
+    manager = tf.train.CheckpointManager(checkpoints.model_checkpoint(model, ema), str(directory), 3)
     return manager.save()
 
 
 @pytest.mark.parametrize("use_ema, section", [(True, "ema_final"), (False, "params_final")])
 def test_our_checkpoint_format(model, tiny_config, tiny_reference, tmp_path, use_ema, section):
     prefix = write_our_checkpoint(model, tiny_reference, tmp_path / "run")
-    assert not checkpointing.is_tf1(prefix)
-    assert checkpointing.is_tf1(str(TINY / "trained" / "model.ckpt"))
-    assert tf1_checkpoint.resolve_prefix(str(tmp_path / "run")) == prefix
-    assert checkpointing.read_config(str(tmp_path / "run")) == tiny_config
+    assert not checkpoints.is_tf1(prefix)
+    assert checkpoints.is_tf1(str(TINY / "trained" / "model.ckpt"))
+    assert checkpoints.resolve_prefix(str(tmp_path / "run")) == prefix
+    assert checkpoints.read_config(str(tmp_path / "run")) == tiny_config
     fresh = PixelSNAIL(tiny_config)
     fresh.build((None, 8, 8, 3))
-    checkpointing.load_weights(fresh, prefix, use_ema=use_ema)
-    for e in tf1_checkpoint.tf1_name_map(fresh):
+    checkpoints.load_weights(fresh, prefix, use_ema=use_ema)
+    for e in checkpoints.tf1_name_map(fresh):
         np.testing.assert_array_equal(e.variable.numpy(), tiny_reference[f"{section}/{e.name}"])
 
 
@@ -182,7 +182,7 @@ def test_our_checkpoint_with_another_config_fails(model, tiny_config, tiny_refer
     other = PixelSNAIL(tiny_config.replace(nr_filters=16))
     other.build((None, 8, 8, 3))
     with pytest.raises(ValueError, match="shape"):
-        checkpointing.load_weights(other, prefix)
+        checkpoints.load_weights(other, prefix)
 
 
 def test_polyak_average_matches_the_original_update(model):

@@ -9,7 +9,7 @@ import tensorflow as tf
 from commands import invoke
 from conftest import TINY
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import checkpointing, convert
+from pixelsnail_tf import checkpoints, convert
 from pixelsnail_tf.commands import convert as convert_command
 from pixelsnail_tf.model import PixelSNAIL
 
@@ -50,9 +50,9 @@ def test_round_trip_is_bit_exact_through_the_command_line(tmp_path):
 def test_converted_checkpoint_gives_the_same_likelihood(tmp_path, tiny_config, tiny_reference,
                                                         use_ema, key):
     prefix = convert.tf1_to_ours(str(TINY / "trained"), tiny_config, str(tmp_path / "ours"))
-    model = PixelSNAIL(checkpointing.read_config(str(tmp_path / "ours")))
+    model = PixelSNAIL(checkpoints.read_config(str(tmp_path / "ours")))
     model.build((None, 8, 8, 3))
-    checkpointing.load_weights(model, prefix, use_ema=use_ema)
+    checkpoints.load_weights(model, prefix, use_ema=use_ema)
     np.testing.assert_allclose(model.log_prob(tiny_reference["x_test_u8"]).numpy(),
                                tiny_reference[f"ll_test_{key}"], rtol=NETWORK_RTOL)
 

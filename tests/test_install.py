@@ -23,14 +23,23 @@ def run(command, cwd, timeout=600):
     return result
 
 
+def _not_the_sources(folder, names):
+    """What the copy leaves out: build outputs anywhere; the checkout's tests and its folders of runs
+    and downloaded checkpoints (not pixelsnail_tf/checkpoints, the package's own module)."""
+    skipped = {name for name in names if name in (".git", "build", "__pycache__")
+               or name.endswith(".egg-info")}
+    if os.path.samefile(folder, ROOT):
+        skipped |= {"tests", "runs", "checkpoints"} & set(names)
+    return skipped
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """bin/ of a virtual environment with the wheel installed (its dependencies: this Python's own,
     through --system-site-packages, so that the test needs no network)."""
     root = tmp_path_factory.mktemp("install")
     # built from a copy: the build writes build/ and *.egg-info/ beside the sources
-    shutil.copytree(ROOT, root / "source", ignore=shutil.ignore_patterns(
-        ".git", "build", "*.egg-info", "__pycache__", "tests", "runs", "checkpoints"))
+    shutil.copytree(ROOT, root / "source", ignore=_not_the_sources)
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
          str(root / "wheel"), str(root / "source")], cwd=root)
     (wheel,) = (root / "wheel").glob("pixelsnail_tf-*.whl")

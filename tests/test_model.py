@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from conftest import small_config
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import config, tf1_checkpoint
+from pixelsnail_tf import checkpoints, config
 from pixelsnail_tf.layers import nonlinearities
 from pixelsnail_tf.config import PRESETS, REFUSED_VARIANTS, VARIANTS, ModelConfig
 from pixelsnail_tf.model import PixelCNNPP, PixelSNAIL, build_model
@@ -50,13 +50,13 @@ def test_published_configs_have_the_original_parameter_counts(name, preset, coun
     model.build((None, 32, 32, 3))
     assert model.config.model == name
     assert model.count_params() == count
-    entries = tf1_checkpoint.tf1_name_map(model)
+    entries = checkpoints.tf1_name_map(model)
     assert len(entries) == 621
     shapes = {e.name: list(e.variable.shape) for e in entries}
     assert sum(n.endswith("/V") and "conv2d" in n for n in shapes) == 98
     assert sum(n.endswith("/V") and "dense" in n for n in shapes) == 109
     mixtures = PRESETS[preset].nr_logistic_mix
-    # ORIGINAL.md 5.4: creation order and shapes of one block (b = 11) and the head
+    # the original's creation order and shapes of one block (b = 11) and the head
     b = 11
     assert shapes["model/conv2d_0/V"] == [1, 3, 4, 256] and shapes["model/conv2d_1/V"] == [2, 1, 4, 256]
     assert shapes[f"model/conv2d_{2 + 8 * b + 7}/V"] == [2, 2, 256, 512]
@@ -81,7 +81,7 @@ def test_other_parameter_counts(changes, count):
 def test_tf1_order_of_the_model_with_a_vertical_stream():
     model = PixelSNAIL(small_config("model", nr_resnet=2, attn_rep=1))
     model.build((None, 4, 4, 3))
-    shapes = [list(e.variable.shape) for e in tf1_checkpoint.tf1_name_map(model)][::3]
+    shapes = [list(e.variable.shape) for e in checkpoints.tf1_name_map(model)][::3]
     f = 8
     assert shapes[:3] == [[2, 3, 4, f], [1, 3, 4, f], [2, 1, 4, f]]  # u stem first
     # r = 0: u layer (2x3 convs), ul layer (2x2 conv, aux dense, 2x2 conv)

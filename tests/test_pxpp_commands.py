@@ -10,7 +10,7 @@ import tensorflow as tf
 from commands import invoke
 from conftest import PXPP, bundle_config
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import tf1_checkpoint
+from pixelsnail_tf import checkpoints
 from pixelsnail_tf.commands import convert, evaluate, export, sample, train
 from pixelsnail_tf.images import float_to_uint8
 from pixelsnail_tf.model import build_model
@@ -49,7 +49,7 @@ def test_sample_draws_from_the_converted_weights(converted, tmp_path):
               f"--out_dir={tmp_path / 's'}"))
     model = build_model(bundle_config(PXPP))
     model.build(None)
-    tf1_checkpoint.load_tf1_checkpoint(model, str(PXPP / "trained"))
+    checkpoints.load_tf1_checkpoint(model, str(PXPP / "trained"))
     expected = CachedSampler(model)(*draw_noise(2, 8, 8, 2, 4))  # fast == naive: test_cached_sampling
     drawn = np.load(tmp_path / "s" / "samples.npy")
     np.testing.assert_array_equal(drawn, float_to_uint8(expected).numpy())

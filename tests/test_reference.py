@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import tf1_checkpoint
+from pixelsnail_tf import checkpoints
 from pixelsnail_tf.layers.kernels import KERNELS
 from pixelsnail_tf.model import build_model
 
@@ -33,7 +33,7 @@ def model(bundle, request):
 ])
 def test_mixture_parameters_and_log_likelihood(model, bundle, checkpoint, use_ema, key):
     reference = bundle.reference
-    tf1_checkpoint.load_tf1_checkpoint(model, str(bundle.directory / checkpoint / "model.ckpt"),
+    checkpoints.load_tf1_checkpoint(model, str(bundle.directory / checkpoint / "model.ckpt"),
                                        use_ema=use_ema)
     out = model(reference["x_test"]).numpy()
     assert relative_error(out, reference[f"out_test_{key}"]) <= RTOL
@@ -44,14 +44,14 @@ def test_mixture_parameters_and_log_likelihood(model, bundle, checkpoint, use_em
 
 
 def test_float_and_uint8_inputs_agree(model, bundle):
-    tf1_checkpoint.load_tf1_checkpoint(model, str(bundle.directory / "trained"), use_ema=True)
+    checkpoints.load_tf1_checkpoint(model, str(bundle.directory / "trained"), use_ema=True)
     np.testing.assert_array_equal(model.log_prob(bundle.reference["x_test_u8"]).numpy(),
                                   model.log_prob(bundle.reference["x_test"]).numpy())
 
 
 def test_data_dependent_init_reproduces_the_original(model, bundle):
     reference = bundle.reference
-    entries = tf1_checkpoint.tf1_name_map(model)
+    entries = checkpoints.tf1_name_map(model)
     for e in entries:  # the original's random draw of V; g and b deliberately wrong
         if e.name.endswith("/V"):
             e.variable.assign(reference["params_after_init/" + e.name])
@@ -71,6 +71,6 @@ def test_data_dependent_init_reproduces_the_original(model, bundle):
 
 
 def test_parameter_count_and_order(model, bundle):
-    names = [e.name for e in tf1_checkpoint.tf1_name_map(model)]
+    names = [e.name for e in checkpoints.tf1_name_map(model)]
     assert names == list(bundle.reference["param_names"])
     assert sum(int(np.prod(v.shape)) for v in model.trainable_weights) == bundle.facts["n_params"]

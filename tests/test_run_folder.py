@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from commands import invoke
-from pixelsnail_tf import run_folder, tf1_checkpoint
+from pixelsnail_tf import checkpoints, run_folder
 from pixelsnail_tf.commands import sample as sample_command
 from pixelsnail_tf.commands import train as train_command
 from test_train_cli import BUNDLE_FLAGS, ENV, ROOT, run_state, train
@@ -47,7 +47,7 @@ def test_resolve_prefix_without_an_index_picks_the_highest_step(tmp_path):
     for step in (192, 64):  # ckpt-64 written last: the newer file, the older checkpoint
         write_checkpoint(tmp_path, step)
     assert not (tmp_path / "checkpoint").exists()
-    assert tf1_checkpoint.resolve_prefix(str(tmp_path)) == str(tmp_path / "ckpt-192")
+    assert checkpoints.resolve_prefix(str(tmp_path)) == str(tmp_path / "ckpt-192")
 
 
 def test_a_folder_has_one_trainer(tmp_path):

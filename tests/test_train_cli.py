@@ -15,7 +15,7 @@ import tensorflow as tf
 from conftest import TINY, TINY_FLAGS
 from tolerances import NETWORK_RTOL
 from draws import assert_same_draws
-from pixelsnail_tf import checkpointing, cli
+from pixelsnail_tf import checkpoints, cli
 from pixelsnail_tf.images import image_grid
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 
@@ -133,7 +133,7 @@ def test_preset_with_overrides(tmp_path, bundle_data):
                 "--preset=demo", "--nr_logistic_mix=3", "--max_epochs=1", "--batch_size=4",
                 "--num_samples=0")
     assert run.returncode == 0, run.stderr
-    config = checkpointing.read_config(str(tmp_path / "run"))
+    config = checkpoints.read_config(str(tmp_path / "run"))
     assert (config.nr_filters, config.nr_resnet, config.attn_rep, config.nr_logistic_mix,
             config.dropout_p) == (32, 1, 2, 3, 0.0)
 
@@ -145,7 +145,7 @@ def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
     common = ["--dataset=npz", f"--data_dir={tmp_path}", "--max_epochs=1", *BUNDLE_FLAGS]
     run = train(*common, "--class_conditional", "--num_samples=4", f"--save_dir={tmp_path / 'run'}")
     assert run.returncode == 0, run.stderr
-    assert checkpointing.read_config(str(tmp_path / "run")).num_classes == 3
+    assert checkpoints.read_config(str(tmp_path / "run")).num_classes == 3
     # the sample grid: the fast sampler, EMA weights, labels 0, 1, 2, 0, noise from the run's seed
     model, _, _ = cli.load_model(str(tmp_path / "run"), {}, {}, use_ema=True)
     u_mix, u_logistic = draw_noise(4, 8, 8, model.config.nr_logistic_mix, seed=42)

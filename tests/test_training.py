@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY
-from pixelsnail_tf import tf1_checkpoint
+from pixelsnail_tf import checkpoints
 from pixelsnail_tf.training import TrainConfig, Trainer
 
 pytestmark = pytest.mark.paths
@@ -48,7 +48,7 @@ def two_cpu_devices():
 def start_from_bundle(trainer, directory=TINY):
     """The bundle's after-init checkpoint: params, EMA, zero moments, t = 1."""
     prefix = str(directory / "after_init" / "model.ckpt")
-    entries, tensors, t = tf1_checkpoint.read_tf1_checkpoint(trainer.model, prefix)
+    entries, tensors, t = checkpoints.read_tf1_checkpoint(trainer.model, prefix)
     with trainer.strategy.scope():
         for e in entries:
             e.variable.assign(tensors[e.name]["raw"])

@@ -18,7 +18,7 @@ from absl import flags
 from pixelsnail_tf import cli, data, run_folder
 from pixelsnail_tf.config import PRESETS
 from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.fit import NonFiniteLoss, RunConfig, TrainingStopped, fit
+from pixelsnail_tf.training import NonFiniteLoss, RunConfig, TrainingStopped, fit
 from pixelsnail_tf.training import TrainConfig, Trainer, make_strategy
 
 # Ranges checked when the flags are parsed; NaN fails every comparison, so each asks for a finite

@@ -120,7 +120,7 @@ def positional_background(x):
 
 
 class CausalAttentionBlock(keras.layers.Layer):
-    """The attention block of the PixelSNAIL models (ORIGINAL.md 4.3).
+    """The attention block of the PixelSNAIL models (the original's `_base_noup_smallkey_spec` family).
 
     keys/values from a gated 1x1 layer on [x, ul, background], queries from one on [ul, background];
     the attention result enters a last gated 1x1 layer on ul as its auxiliary input. `kernels` goes

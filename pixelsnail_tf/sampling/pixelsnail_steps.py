@@ -34,7 +34,8 @@ def _conv_layers(model):
 
 class _AttentionCache:
     """Keys and values of the pixels drawn so far for one attention block: keys float32, values in the
-    model's compute dtype (as the values the full model attends to).
+    model's compute dtype `dtype` (as the values the full model attends to; not the block's own
+    compute_dtype, which stays float32 when the model alone carries the mixed policy).
 
     Two parts. The key cells of the finished cell rows, [B, cells, size] (zeros beyond them): every
     later pixel may read all of them. The cells of the current cell row, [B, cells per row, size]:
@@ -45,8 +46,8 @@ class _AttentionCache:
     then a cell of the current row may hold a value of the row before: masked, it weighs exactly 0).
     """
 
-    def __init__(self, block, height, width):
-        self.block = block
+    def __init__(self, block, height, width, dtype):
+        self.block, self.dtype = block, dtype
         self.cells_per_row = -(-width // block.downsample)
         self.num_cells = -(-height // block.downsample) * self.cells_per_row
         last_pixel = last_pixel_of_key_cells(height, width, block.downsample)
@@ -56,9 +57,9 @@ class _AttentionCache:
         """(keys, values) of the finished cell rows, then of the current one."""
         block = self.block
         return (tf.zeros([batch, self.num_cells, block.key_size]),
-                tf.zeros([batch, self.num_cells, block.value_size], block.compute_dtype),
+                tf.zeros([batch, self.num_cells, block.value_size], self.dtype),
                 tf.zeros([batch, self.cells_per_row, block.key_size]),
-                tf.zeros([batch, self.cells_per_row, block.value_size], block.compute_dtype))
+                tf.zeros([batch, self.cells_per_row, block.value_size], self.dtype))
 
     def finished(self, state, r):
         """What the pixels of row r read of the finished cell rows, fixed during the row: their keys
@@ -106,7 +107,7 @@ class _AttentionStep:
 
     def __init__(self, block, height, width, dtype):
         self.block = block
-        self.cache = _AttentionCache(block, height, width)
+        self.cache = _AttentionCache(block, height, width, dtype)
         self.kv_resnet = dense_resnet(block.kv_resnet, dtype)
         self.query_resnet = dense_resnet(block.query_resnet, dtype)
         self.out_resnet = dense_resnet(block.out_resnet, dtype)
@@ -163,7 +164,7 @@ class PixelSNAILSteps:
             "x_above": tf.zeros([batch, 1, width, 4], dtype),  # x_pad of the row above
             "row_convs": [rows_above(layer, batch, width, dtype) for layer in row_layers],
             "pixel_convs": [rows_above(layer, batch, width, dtype) for layer in pixel_layers],
-            "attention": [_AttentionCache(block, height, width).initial_state(batch)
+            "attention": [_AttentionCache(block, height, width, dtype).initial_state(batch)
                           for block in model.attention],
         }
 

@@ -1,9 +1,5 @@
-"""Loading weights from either kind of checkpoint: pixelsnail_tf's own, or the original TF1 code's.
-
-Ours is a TF2 object checkpoint (`tf.train.Checkpoint(model=..., ema=[shadows])`, written by a
-`tf.train.CheckpointManager` as `<dir>/ckpt-N`) with the model config in `<dir>/config.json`.
-The original's has flat TF1 variable names (see tf1_checkpoint). The two are told apart by the
-object graph that every TF2 checkpoint carries.
+"""pixelsnail_tf's own checkpoints: a TF2 object checkpoint (`tf.train.Checkpoint(model=..., ema=...)`,
+written by a `tf.train.CheckpointManager` as `<dir>/ckpt-N`) with the model config in `<dir>/config.json`.
 """
 
 import dataclasses
@@ -12,34 +8,16 @@ import os
 
 import tensorflow as tf
 
-from pixelsnail_tf import tf1_checkpoint
 from pixelsnail_tf.config import ModelConfig
-from pixelsnail_tf.ema import PolyakAverage
-from pixelsnail_tf.optimizer import OriginalAdam
+from pixelsnail_tf.image_model import weight_name
 
 CONFIG_FILE = "config.json"
-_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def is_tf1(prefix):
-    return _OBJECT_GRAPH not in dict(tf.train.list_variables(prefix))
-
-
-def weight_name(weight):
-    """A weight's path inside its model, e.g. attention_0/kv_resnet/conv_in/V: its checkpoint key."""
-    return weight.path.split("/", 1)[1]
-
-
-def original_adam(model):
-    """The original's Adam over the model's trainable weights, slots keyed by weight name."""
-    weights = model.trainable_weights
-    return OriginalAdam([w.value for w in weights], [weight_name(w) for w in weights])
 
 
 def model_checkpoint(model, ema, **extra):
     """The object checkpoint of our format: model weights and their Polyak averages (+ extra,
-    e.g. optimizer=original_adam(model)).
+    e.g. optimizer=optimizer.original_adam(model)).
 
     Weights are keyed by their paths (independent of how Keras tracks lists of layers); the
     averages by the paths of the weights they average.
@@ -100,32 +78,3 @@ def weight_differences(model, prefix):
             lines.append(f"{len(names)} weights {what}: " + ", ".join(names[:6])
                          + (f" ... (+{len(names) - 6} more)" if len(names) > 6 else ""))
     return lines
-
-
-def load_weights(model, prefix, use_ema=True):
-    """Fills `model` from a checkpoint prefix of either kind; raw or Polyak-averaged weights."""
-    if is_tf1(prefix):
-        tf1_checkpoint.load_tf1_checkpoint(model, prefix, use_ema=use_ema)
-        return
-    differences = weight_differences(model, prefix)
-    if differences:
-        raise tf1_checkpoint.CheckpointMismatchError(
-            f"checkpoint {prefix} does not fit the model its folder's {CONFIG_FILE} describes (was "
-            f"{CONFIG_FILE} edited, or copied from another run?)\n" + "\n".join(differences))
-    ema = PolyakAverage(model)
-    status = model_checkpoint(model, ema).read(prefix)
-    status.expect_partial().assert_existing_objects_matched()
-    if use_ema:
-        ema.copy_to_model()
-
-
-def load_tf1_training_state(model, ema, optimizer, prefix):
-    """Everything an original checkpoint holds into our objects: weights, averages, Adam state."""
-    entries, tensors, t = tf1_checkpoint.read_tf1_checkpoint(model, prefix)
-    for e in entries:
-        values, key = tensors[e.name], weight_name(e.variable)
-        e.variable.assign(values["raw"])
-        ema.shadow(e.variable).assign(values["ema"])
-        optimizer.first_moment[key].assign(values["first_moment"])
-        optimizer.second_moment[key].assign(values["second_moment"])
-    optimizer.t.assign(t)

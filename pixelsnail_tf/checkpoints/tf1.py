@@ -1,17 +1,20 @@
 """Checkpoints written by the original TF1 code: the name map, strict loading, config detection.
 
 The original names each weight-normalized layer by a per-type counter in creation order
-(`model/conv2d_<k>/{V,g,b}`, `model/dense_<k>/{V,g,b}`), keeps a Polyak average of each under
-`<name>/ExponentialMovingAverage`, and stores its hand-written Adam state in unnamed variables:
+(`model/conv2d_<k>/{V,g,b}`, `model/dense_<k>/{V,g,b}`, pxpp's `model/deconv2d_<k>/{V,g,b}`), keeps
+a Polyak average of each under `<name>/ExponentialMovingAverage`, and stores its hand-written Adam
+state in unnamed variables:
 `Variable` is the step counter t, and for the j-th parameter (creation order, 0-based)
 `Variable_{2j+1}` is the second-moment average and `Variable_{2j+2}` the first-moment average.
 """
 
 import dataclasses
-import os
 import re
 
 import tensorflow as tf
+
+from pixelsnail_tf.checkpoints.prefix import resolve_prefix
+from pixelsnail_tf.image_model import weight_name
 
 TF1_SCOPE = "model"
 EMA_SUFFIX = "/ExponentialMovingAverage"
@@ -40,41 +43,12 @@ def tf1_name_map(model):
     for layer in model.weight_norm_layers():
         k = counters.get(layer.tf1_scope, 0)
         counters[layer.tf1_scope] = k + 1
-        for weight_name in WEIGHT_NAMES:
+        for weight in WEIGHT_NAMES:
             j = len(entries)
-            name = f"{TF1_SCOPE}/{layer.tf1_scope}_{k}/{weight_name}"
-            entries.append(Tf1Entry(getattr(layer, weight_name), name, name + EMA_SUFFIX,
+            name = f"{TF1_SCOPE}/{layer.tf1_scope}_{k}/{weight}"
+            entries.append(Tf1Entry(getattr(layer, weight), name, name + EMA_SUFFIX,
                                     f"Variable_{2 * j + 2}", f"Variable_{2 * j + 1}"))
     return entries
-
-
-def resolve_prefix(path):
-    """Checkpoint prefix from a prefix (`.../model.ckpt`) or a directory (its latest checkpoint).
-
-    For a directory, only the base name recorded in its `checkpoint` file is used (absolute paths
-    written by another machine are not trusted); without that file, the highest step number in the
-    names (`ckpt-<step>`) wins, file times only among names without one (a copy changes the times).
-    """
-    if tf.io.gfile.exists(path + ".index"):
-        return path
-    if not tf.io.gfile.isdir(path):
-        raise FileNotFoundError(f"no checkpoint at {path} (expected {path}.index or a directory)")
-    state = os.path.join(path, "checkpoint")
-    if tf.io.gfile.exists(state):
-        with tf.io.gfile.GFile(state) as f:
-            match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.MULTILINE)
-        if match:
-            prefix = os.path.join(path, os.path.basename(match.group(1)))
-            if tf.io.gfile.exists(prefix + ".index"):
-                return prefix
-    indexes = tf.io.gfile.glob(os.path.join(path, "*.index"))
-    if not indexes:
-        raise FileNotFoundError(f"no checkpoint in directory {path} (no *.index file)")
-
-    def newest(index):
-        step = re.search(r"-(\d+)\.index$", index)
-        return (int(step.group(1)) if step else -1, tf.io.gfile.stat(index).mtime_nsec)
-    return max(indexes, key=newest)[:-len(".index")]
 
 
 def describe_tf1_shapes(shapes):
@@ -207,3 +181,15 @@ def _config_summary(model):
     return (f"model={c.model}, nr_filters={c.nr_filters}, nr_logistic_mix={c.nr_logistic_mix}, "
             f"attention_blocks={c.num_blocks}, nr_resnet={c.nr_resnet}, "
             f"resnet_nonlinearity={c.resnet_nonlinearity}")
+
+
+def load_tf1_training_state(model, ema, optimizer, prefix):
+    """Everything an original checkpoint holds into our objects: weights, averages, Adam state."""
+    entries, tensors, t = read_tf1_checkpoint(model, prefix)
+    for e in entries:
+        values, key = tensors[e.name], weight_name(e.variable)
+        e.variable.assign(values["raw"])
+        ema.shadow(e.variable).assign(values["ema"])
+        optimizer.first_moment[key].assign(values["first_moment"])
+        optimizer.second_moment[key].assign(values["second_moment"])
+    optimizer.t.assign(t)
