@@ -125,12 +125,14 @@ def test_model_outputs_and_gradients_equal_the_reference_model(variant):
 # 256 -> 512 channels, and odd channel counts (265 and 262, as the attention blocks' inputs).
 FULL_SIZE = [((2, 2), (256, 256)), ((2, 2), (256, 512)), ((2, 3), (256, 256)), ((2, 2), (265, 16)),
              ((2, 3), (262, 16))]
-# Winograd's transforms add, per output, a few sums of up to 4 tile values before and after the
-# channel sums (in float32), and in bfloat16 the transformed tiles are rounded to bfloat16 once more
-# before the matmul: its error against float64 stays within a small multiple of the direct
-# convolution's own error on the same operands. Measured ratios: 0.5-1.0 in float32, 1.1-2.0 in
-# bfloat16 (AVX-512 CPU, oneDNN); a wrong transform is off by the outputs' own size (~30 here).
-WINOGRAD_ERROR_FACTOR = 3.0
+# Winograd's error against float64 (root mean square over the outputs) within a multiple of the direct
+# convolution's own error on the same operands. float32: the transforms add a few float32 sums of up
+# to 4 tile values before and after the channel sums; measured ratios 0.7-1.0 (oneDNN), 1.6-2.0
+# (Eigen, whose direct convolution is more exact). bfloat16: the direct convolution rounds only its
+# output to bfloat16, Winograd also rounds the transformed input tile and kernel before the matmul and
+# its output transform adds up to 4 (2x3: 6) such products: about sqrt(1 + 2 * 4) = 3 times the error;
+# measured 2.5-3.2. A wrong transform is off by the outputs' own size (~30), 10^3 times more.
+WINOGRAD_ERROR_FACTOR = {"float32": 3.0, "bfloat16": 4.0}
 
 
 @pytest.mark.parametrize("kernel_size, channels", FULL_SIZE)
@@ -145,8 +147,8 @@ def test_full_size_convolutions_are_as_accurate_as_the_direct_one(kernel_size, c
     direct = tf.nn.bias_add(tf.nn.conv2d(cast[0], cast[1], 1, "VALID"), cast[2])
     ours = winograd_conv2d(cast[0], tf.constant(kernel), cast[2])
 
-    def error(out):
-        return np.abs(tf.cast(out, tf.float64).numpy() - expected).max()
+    def error(out):  # root mean square over the outputs: the max of a few thousand is a noisy statistic
+        return np.sqrt(np.mean((tf.cast(out, tf.float64).numpy() - expected) ** 2))
     REPORT.append(f"winograd {kernel_size} {channels} {dtype.name}: error {error(ours):.2e}, "
                   f"direct {error(direct):.2e}")
-    assert error(ours) <= WINOGRAD_ERROR_FACTOR * error(direct)
+    assert error(ours) <= WINOGRAD_ERROR_FACTOR[dtype.name] * error(direct)
