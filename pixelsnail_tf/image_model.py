@@ -83,7 +83,7 @@ class ImageModel(keras.Model):
             self.check_image_size(x.shape[1], x.shape[2])
         x = tf.cast(x, tf.float32 if init else self.compute_dtype)
         h = tf.one_hot(labels, c.num_classes, dtype=x.dtype) if c.num_classes else None
-        x_pad = tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)
+        x_pad = with_ones(x)
         features = self.features(x, x_pad, h, _SeedsPerLayer(dropout_seed), training, init)
         return self.head(tf.cast(tf.nn.elu(features), tf.float32), init=init)  # float32 parameters
 
@@ -113,6 +113,19 @@ class ImageModel(keras.Model):
         x = image_checks.check_images(images)
         return bits_per_dim(self.log_prob(x, labels), x.shape[1] * x.shape[2] * 3)
 
+    # Incremental computation (the fast sampler's): a subclass's steps class, with the interface of
+    # PixelSNAILSteps (pixelsnail_steps.py): initial_state(model, batch, H, W) and row(r, state, choose).
+    steps_class = None
+
+    def initial_steps_state(self, batch, height, width):
+        """The state of its steps before row 0 (a nest of tensors; made from shapes, no weight read)."""
+        return self.steps_class.initial_state(self, batch, height, width)
+
+    def steps(self, height, width):
+        """The model a row and a pixel at a time on H x W images, its weights prepared now: build it
+        inside the traced function that runs its `row(r, state, choose, labels, keep_params)`."""
+        return self.steps_class(self, height, width)
+
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name, "dtype": self.dtype_policy.name,
                 "kernels": self.kernels}
@@ -120,6 +133,11 @@ class ImageModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def with_ones(x):
+    """x_pad = [x, 1] of pixels x [..., 3]: the ones channel tells the image from the zero padding."""
+    return tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)
 
 
 def weight_name(weight):

@@ -18,6 +18,7 @@ from pixelsnail_tf.layers.gated_resnet import GatedResnet
 from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownShiftedConv2D, down_shift,
                                          right_shift)
 from pixelsnail_tf.pixelcnn_pp import PixelCNNPP
+from pixelsnail_tf.pixelsnail_steps import PixelSNAILSteps
 
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
@@ -26,6 +27,7 @@ class PixelSNAIL(ImageModel):
 
     architecture = "pixelsnail"
     default_model = "h12_noup_smallkey"
+    steps_class = PixelSNAILSteps
 
     def __init__(self, config=None, kernels="fast", **kwargs):
         super().__init__(config, kernels, **kwargs)

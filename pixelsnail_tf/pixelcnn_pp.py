@@ -20,6 +20,7 @@ from pixelsnail_tf.layers.gated_resnet import GatedResnet
 from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownRightShiftedConv2DTranspose,
                                          DownShiftedConv2D, DownShiftedConv2DTranspose, down_shift,
                                          right_shift)
+from pixelsnail_tf.pixelcnn_pp_steps import PixelCNNPPSteps
 
 RESOLUTIONS = 3
 
@@ -31,6 +32,7 @@ class PixelCNNPP(ImageModel):
     architecture = "pixelcnn_pp"
     default_model = "pxpp"
     side_multiple = 2 ** (RESOLUTIONS - 1)
+    steps_class = PixelCNNPPSteps
 
     def __init__(self, config=None, kernels="fast", **kwargs):
         super().__init__(config, kernels, **kwargs)

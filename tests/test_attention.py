@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pixelsnail_tf.layers import CausalAttentionBlock, causal_attention, causal_mask
-from pixelsnail_tf.layers.attention import positional_background
+from pixelsnail_tf.layers.causal_attention import positional_background
 
 pytestmark = pytest.mark.paths
 

@@ -1,6 +1,7 @@
 """Keras 3 layers of PixelSNAIL, each usable on its own."""
 
-from pixelsnail_tf.layers.attention import CausalAttentionBlock, causal_attention, causal_mask
+from pixelsnail_tf.layers.attention import CausalAttentionBlock
+from pixelsnail_tf.layers.causal_attention import causal_attention, causal_mask
 from pixelsnail_tf.layers.gated_resnet import GatedResnet
 from pixelsnail_tf.layers.nonlinearities import concat_elu
 from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownRightShiftedConv2DTranspose,

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from pixelsnail_tf.layers.incremental import GatedPixelSteps, GatedRowSteps, gated_dense_steps
 from pixelsnail_tf.layers.kernels import check_kernels, xla_fused
 from pixelsnail_tf.layers.nonlinearities import activated_channels, get_nonlinearity
 from pixelsnail_tf.layers.shifts import DownRightShiftedConv2D, DownShiftedConv2D
@@ -112,6 +113,24 @@ class GatedResnet(keras.layers.Layer):
                 conditioning = conditioning[:, None]  # [B, 2C] -> [B, 1, ..., 1, 2C]
             c = c + conditioning
         return GATED_SUM[kernels](x, c)
+
+    # Steps for the fast sampler (layers/incremental.py), inference only, weights prepared in `dtype`.
+
+    def initial_rows(self, batch, width, dtype):
+        """The state of its row or pixel steps before row 0: its convolutions' rows above."""
+        return self.conv_in.initial_rows(batch, width, dtype), self.conv_out.initial_rows(batch, width, dtype)
+
+    def row_steps(self, dtype):
+        """A shifted layer a row at a time: (state, x row, a, h) -> (output row, state)."""
+        return GatedRowSteps(self, dtype)
+
+    def pixel_steps(self, dtype):
+        """A down-right-shifted layer a pixel at a time (row_start, empty_row, step, row_end)."""
+        return GatedPixelSteps(self, dtype)
+
+    def dense_steps(self, dtype):
+        """A 1x1 ("nin") layer on single pixels: (x [B,C], a, h) -> [B,C], no state."""
+        return gated_dense_steps(self, dtype)
 
     def _dropout(self, t, seed):
         if seed is None:

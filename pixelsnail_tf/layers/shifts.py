@@ -11,6 +11,7 @@ an output pixel depends only on input cells above it (and, down-right, to its le
 import keras
 import tensorflow as tf
 
+from pixelsnail_tf.layers.incremental import PixelSteps, RowSteps
 from pixelsnail_tf.layers.weight_norm import WeightNormConv2D, WeightNormConv2DTranspose
 
 
@@ -55,6 +56,15 @@ class _ShiftedConv2D(WeightNormConv2D):
     def spatial_padding(self):
         return (self.kernel_size[0] - 1, 0), self.horizontal_padding
 
+    def initial_rows(self, batch, width, dtype):
+        """The state of its steps before row 0: its kh-1 input rows above the image (the zero padding)."""
+        kh, _, channels, _ = self.V.shape
+        return tf.zeros([batch, kh - 1, width, channels], dtype)
+
+    def row_steps(self, dtype):
+        """The layer a row at a time (layers/incremental.py), its weights prepared in `dtype`."""
+        return RowSteps(self, dtype)
+
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
 class DownShiftedConv2D(_ShiftedConv2D):
@@ -77,6 +87,10 @@ class DownRightShiftedConv2D(_ShiftedConv2D):
     @property
     def horizontal_padding(self):
         return self.kernel_size[1] - 1, 0
+
+    def pixel_steps(self, dtype):
+        """The layer a pixel at a time (layers/incremental.py), its weights prepared in `dtype`."""
+        return PixelSteps(self, dtype)
 
 
 class _ShiftedConv2DTranspose(WeightNormConv2DTranspose):

@@ -2,39 +2,51 @@
 
 The naive sampler runs the whole network on the whole canvas for every pixel. Here (in the spirit of
 Ramachandran et al. 2017, "Fast Generation for Convolutional Autoregressive Models") each layer computes
-only what the new pixel changes, row by row; each architecture's steps are in its own module
-(pixelsnail_steps.py, pixelcnn_pp_steps.py), with one interface:
-
-    Steps(model, height, width, quantize)       the model's weights prepared for its steps
-    Steps.initial_state(model, batch, H, W)     the caches before row 0 (a nest of tensors)
-    steps.row(r, state, u_mix, u_logistic, labels) -> the state after drawing row r
-    Steps.images(state)                         the drawn images [B, H, W, 3]
-
-It draws what the naive sampler draws from the same noise (float differences are rounding only).
+only what the new pixel changes, row by row: the model's own steps (ImageModel.steps) do that; this
+module only runs them and draws each pixel from its mixture. It draws what the naive sampler draws from
+the same noise (float differences are rounding only).
 """
 
 import tensorflow as tf
 
-from pixelsnail_tf.sampling.pixelcnn_pp_steps import PixelCNNPPSteps
-from pixelsnail_tf.sampling.pixelsnail_steps import PixelSNAILSteps
+from pixelsnail_tf.images import round_to_levels
+from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 
-# Variant.architecture -> its steps.
-STEPS = {"pixelsnail": PixelSNAILSteps, "pixelcnn_pp": PixelCNNPPSteps}
+
+def _draw_row(model, r, state, u_mix, u_logistic, labels, quantize):
+    """(The state after row r, the row's pixels [B,W,3]) drawn from its noise [B,W,M], [B,W,3]."""
+    height, width = state["canvas"].shape[0], u_mix.shape[1]
+
+    def draw(c, params):
+        x = sample_discretized_mix_logistic(params, u_mix[:, c], u_logistic[:, c])
+        return round_to_levels(x) if quantize else x
+
+    network, canvas = dict(state), state["canvas"]
+    del network["canvas"]
+    network, pixels, _ = model.steps(height, width).row(r, network, draw, labels)
+    return {**network, "canvas": tf.tensor_scatter_nd_update(canvas, [[r]], pixels[None])}
+
+
+def _initial_state(model, batch, height, width):
+    """The model's steps' state before row 0, with the canvas [H, B, W, 3] (rows first)."""
+    return {**model.initial_steps_state(batch, height, width), "canvas": tf.zeros([height, batch, width, 3])}
+
+
+def _images(state):
+    return tf.transpose(state["canvas"], [1, 0, 2, 3])
 
 
 def sample_cached(model, u_mix, u_logistic, labels=None, quantize=True):
     """Float images [S,H,W,3] drawn with the caches, as one graph (a while loop over the rows)."""
     height, width = u_mix.shape[1], u_mix.shape[2]
-    steps = STEPS[model.config.variant.architecture]
-    network = steps(model, height, width, quantize)
 
     def row(r, state):
-        return r + 1, network.row(r, state, tf.gather(u_mix, r, axis=1), tf.gather(u_logistic, r, axis=1),
-                                  labels)
+        return r + 1, _draw_row(model, r, state, tf.gather(u_mix, r, axis=1), tf.gather(u_logistic, r, axis=1),
+                                labels, quantize)
 
-    initial = steps.initial_state(model, tf.shape(u_mix)[0], height, width)
+    initial = _initial_state(model, tf.shape(u_mix)[0], height, width)
     _, state = tf.while_loop(lambda r, _: r < height, row, [tf.constant(0), initial])
-    return steps.images(state)
+    return _images(state)
 
 
 class CachedSampler:
@@ -46,23 +58,17 @@ class CachedSampler:
 
     def __init__(self, model, quantize=True, progress=None):
         self.model = model
-        self.quantize = quantize
         self.progress = progress
-        self._steps = STEPS[model.config.variant.architecture]
-        self._row = tf.function(self._draw_row)
-
-    def _draw_row(self, r, state, u_mix, u_logistic, labels):
-        height, _, width, _ = state["canvas"].shape
-        network = self._steps(self.model, height, width, self.quantize)
-        return network.row(r, state, u_mix, u_logistic, labels)
+        self._row = tf.function(lambda r, state, u_mix, u_logistic, labels: _draw_row(
+            model, r, state, u_mix, u_logistic, labels, quantize))
 
     def __call__(self, u_mix, u_logistic, labels=None):
         u_mix = tf.convert_to_tensor(u_mix, tf.float32)
         u_logistic = tf.convert_to_tensor(u_logistic, tf.float32)
         batch, height, width = u_mix.shape[:3]
-        state = self._steps.initial_state(self.model, batch, height, width)
+        state = _initial_state(self.model, batch, height, width)
         for r in range(height):
             state = self._row(tf.constant(r), state, u_mix[:, r], u_logistic[:, r], labels)
             if self.progress is not None:
                 self.progress((r + 1) * width)
-        return self._steps.images(state)
+        return _images(state)

@@ -1,0 +1,130 @@
+"""PixelSNAIL a row and a pixel at a time (ImageModel.steps; the fast sampler's): each layer computes only
+what a new pixel changes, with its own steps (layers/incremental.py, layers/attention_steps.py).
+
+  row start  every shifted convolution of the ul stream gets the contribution of the rows above
+             (final by now) for the whole row in one batched convolution; the vertical `u` stream
+             (`model` variant), which sees only rows above, is computed for the whole row.
+  pixel c    each ul convolution multiplies only its taps in the current row (the pixel and the
+             kw-1 cached ones to its left); each attention block's query reads the cached keys and
+             values of the earlier pixels (same mask and softmax as the full model); the head gives
+             the mixture, `choose` gives the pixel, and its keys and values go into the caches.
+  row end    the current row becomes the rows above.
+
+Layers compute in the model's compute dtype (bfloat16 under mixed precision) as in the model; the
+attention softmax and the output layer stay float32.
+"""
+
+import tensorflow as tf
+
+from pixelsnail_tf.image_model import with_ones
+
+
+class PixelSNAILSteps:
+    """The model as row and pixel steps, with its current weights (prepared once, when built).
+
+    Build it inside the traced function that runs `row`, so that it reads the variables there.
+    """
+
+    def __init__(self, model, height, width):
+        self.model, self.height, self.width = model, height, width
+        self.dtype = dtype = tf.as_dtype(model.compute_dtype)
+        self.u_stem = model.u_stem.row_steps(dtype) if model.u_stem is not None else None
+        self.u_resnets = [[resnet.row_steps(dtype) for resnet in block] for block in model.u_resnets]
+        self.ul_stem_down = model.ul_stem_down.row_steps(dtype)
+        self.ul_stem_right = model.ul_stem_right.pixel_steps(dtype)
+        self.ul_resnets = [[resnet.pixel_steps(dtype) for resnet in block] for block in model.ul_resnets]
+        self.attention = [block.pixel_steps(height, width, dtype) for block in model.attention]
+        self.head = model.head.linear(tf.float32)
+
+    @staticmethod
+    def initial_state(model, batch, height, width):
+        """The state before row 0 (needs the model's shapes only, not its weights)."""
+        dtype = tf.as_dtype(model.compute_dtype)
+
+        def rows(layers):
+            return [[layer.initial_rows(batch, width, dtype) for layer in block] for block in layers]
+        return {
+            "x_above": tf.zeros([batch, 1, width, 4], dtype),  # x_pad of the row above
+            "u_stem": model.u_stem.initial_rows(batch, width, dtype) if model.u_stem is not None else (),
+            "u_resnets": rows(model.u_resnets),
+            "ul_stem_right": model.ul_stem_right.initial_rows(batch, width, dtype),
+            "ul_resnets": rows(model.ul_resnets),
+            "attention": [block.initial_cache(batch, height, width, dtype) for block in model.attention],
+        }
+
+    def _vertical_stream(self, r, state, h):
+        """u of row r after every u layer ([[W,B,F] per resnet] per block) and the u layers' states."""
+        if self.u_stem is None:
+            return [[] for _ in self.u_resnets], (), state["u_resnets"]
+        u, stem_state = self.u_stem(state["u_stem"], state["x_above"])
+        u = u * tf.cast(r > 0, self.dtype)  # down_shift: row 0 sees nothing above
+        columns, states = [], []
+        for steps, block_states in zip(self.u_resnets, state["u_resnets"]):
+            columns.append([])
+            states.append([])
+            for resnet, resnet_state in zip(steps, block_states):
+                u, resnet_state = resnet(resnet_state, u, h=h)
+                columns[-1].append(tf.transpose(u[:, 0], [1, 0, 2]))
+                states[-1].append(resnet_state)
+        return columns, stem_state, states
+
+    def row(self, r, state, choose, labels=None, keep_params=False):
+        """Row r (a tensor) of every image: (the state after it, its pixels [B,W,3] float32, and with
+        keep_params its mixture parameters [B,W,10*M], else None). choose(c, params [B,10*M]) gives
+        the pixels [B,3] float32 at column c (drawn by a sampler, or given) from their parameters."""
+        m, width, dtype = self.model, self.width, self.dtype
+        batch = tf.shape(state["x_above"])[0]
+        h = tf.one_hot(labels, m.config.num_classes, dtype=dtype) if m.config.num_classes else None
+        u_columns, u_stem_state, u_states = self._vertical_stream(r, state, h)
+        # the stem's down_shift term: the row above through its 1x3 conv (row 0: nothing above)
+        ul_down = self.ul_stem_down.apply(state["x_above"])[:, 0] * tf.cast(r > 0, dtype)
+        ul_down = tf.transpose(ul_down, [1, 0, 2])
+        ul_above = [[resnet.row_start(s) for resnet, s in zip(block, states)]
+                    for block, states in zip(self.ul_resnets, state["ul_resnets"])]
+        stem_above = self.ul_stem_right.row_start(state["ul_stem_right"])
+        finished = [block.row_start(cache, r, batch)
+                    for block, cache in zip(self.attention, state["attention"])]
+
+        def pixel(c, stem_row, rows, current, right, pixels, params_so_far):
+            """Pixel (r, c) of every image: the ul stream, attention, the pixel; caches updated."""
+            ul = ul_down[c] + right  # right: the stem's right_shift term, computed at pixel c-1
+            new_rows, block_inputs = [], []
+            for b, (resnets, attention) in enumerate(zip(self.ul_resnets, self.attention)):
+                new_rows.append([])
+                for k, resnet in enumerate(resnets):
+                    a = u_columns[b][k][c] if u_columns[b] else None
+                    ul, row = resnet(rows[b][k], ul_above[b][k], c, ul, a=a, h=h)
+                    new_rows[-1].append(row)
+                block_inputs.append(ul)
+                ul = attention(finished[b], current[b], ul, r, c, h)
+            params = self.head(tf.cast(tf.nn.elu(ul), tf.float32))
+            x = choose(c, params)
+            current = [attention.store(f, cache, x, ul_b, r, c, h) for attention, f, cache, ul_b
+                       in zip(self.attention, finished, current, block_inputs)]
+            right, stem_row = self.ul_stem_right(stem_row, stem_above, c, with_ones(tf.cast(x, dtype)))
+            if keep_params:
+                params_so_far = params_so_far.write(c, params)
+            return c + 1, stem_row, new_rows, current, right, pixels.write(c, x), params_so_far
+
+        loop = [tf.constant(0),
+                self.ul_stem_right.empty_row(batch, width),
+                [[resnet.empty_row(batch, width) for resnet in block] for block in self.ul_resnets],
+                [attention.current(cache) for attention, cache in zip(self.attention, state["attention"])],
+                tf.zeros([batch, m.ul_stem_right.units], dtype),
+                tf.TensorArray(tf.float32, size=width),
+                tf.TensorArray(tf.float32, size=width) if keep_params else tf.constant(0)]
+        _, stem_row, rows, current, _, pixels, params = tf.while_loop(lambda c, *_: c < width, pixel, loop)
+        new_state = {
+            "x_above": self.ul_stem_right.row_inputs(stem_row)[:, None],  # x_pad of row r
+            "u_stem": u_stem_state,
+            "u_resnets": u_states,
+            "ul_stem_right": self.ul_stem_right.row_end(state["ul_stem_right"], stem_row),
+            "ul_resnets": [[resnet.row_end(s, row) for resnet, s, row in zip(*block)]
+                           for block in zip(self.ul_resnets, state["ul_resnets"], rows)],
+            "attention": [attention.row_end(cache, row, r) for attention, cache, row
+                          in zip(self.attention, state["attention"], current)],
+        }
+        by_row = [1, 0, 2]  # [W,B,n] -> [B,W,n]
+        return (new_state, tf.transpose(pixels.stack(), by_row),
+                tf.transpose(params.stack(), by_row) if keep_params else None)
+
