@@ -241,6 +241,16 @@ def test_sample_benchmark_runs_and_ends_with_json(sampler):
     assert ("extrapolated_from_pixel_steps" in result) == (sampler == "naive")
 
 
+def test_matmul_floor_benchmark_runs_and_ends_with_json():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "matmul_floor.py"), "--matrices=2",
+                          "--iters=1", "--batch_size=3"], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["batch_size"] == 3 and min(result["read_gb_s"], result["gemm_gb_s"],
+                                             result["peak_gflop_s"]) > 0
+
+
 def test_demo_patches_of_the_scikit_image_photographs():
     train_x, train_y = data.load_split("demo", "train", "unused")
     test_x, _ = data.load_split("demo", "test", "unused")
