@@ -6,8 +6,10 @@ import numpy as np
 from pixelsnail_tf.logistic_mixture import bits_per_dim
 
 
-def log_likelihood(model, images, labels=None, batch_size=16, verbose=True, after_batch=None):
-    """Per-image log-likelihood in nats (float64 [N]) of uint8 images [N,H,W,3], in order.
+def log_likelihood(model, images, labels=None, batch_size=16, verbose=True, after_batch=None,
+                   per_pixel=False):
+    """Per-image log-likelihood in nats (float64 [N]) of uint8 images [N,H,W,3], in order; with
+    per_pixel, per pixel (float64 [N,H,W], model.per_pixel_log_prob), whose sums are the per-image ones.
 
     Every image counts once, the last partial batch included (the original dropped or crashed on it).
     after_batch: optional callable run after every batch (an exception it raises stops the loop).
@@ -18,13 +20,15 @@ def log_likelihood(model, images, labels=None, batch_size=16, verbose=True, afte
         raise ValueError("no images to evaluate")
     count, dims = len(images), int(np.prod(images.shape[1:]))
     progress = keras.utils.Progbar(count, unit_name="image", verbose=1 if verbose else 0)
-    result = np.empty(count, np.float64)
+    result = np.empty(images.shape[:3] if per_pixel else count, np.float64)
+    score = model.per_pixel_log_prob if per_pixel else model.log_prob
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         batch_labels = None if labels is None else labels[start:stop]
-        result[start:stop] = model.log_prob(images[start:stop], batch_labels).numpy()
+        result[start:stop] = score(images[start:stop], batch_labels).numpy()
+        per_image = result[start:stop].sum(axis=(1, 2)) if per_pixel else result[start:stop]
         # Progbar averages these over images: the running mean test bpd
-        progress.update(stop, values=[("bpd", float(np.mean(bits_per_dim(result[start:stop], dims))))])
+        progress.update(stop, values=[("bpd", float(np.mean(bits_per_dim(per_image, dims))))])
         if after_batch is not None:
             after_batch()
     return result

@@ -13,7 +13,8 @@ from pixelsnail_tf import images as image_checks
 from pixelsnail_tf.config import ModelConfig
 from pixelsnail_tf.layers.kernels import check_kernels
 from pixelsnail_tf.layers.weight_norm import WeightNormDense
-from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
+from pixelsnail_tf.logistic_mixture import (bits_per_dim, discretized_mix_logistic_log_prob,
+                                            discretized_mix_logistic_pixel_log_prob)
 
 
 class ImageModel(keras.Model):
@@ -34,6 +35,9 @@ class ImageModel(keras.Model):
     default_model = None
     # The sides of an image must be multiples of this (a U-net halves them).
     side_multiple = 1
+    # The data-dependent init needs images of at least this many rows: on fewer, some layer sees only
+    # zero padding at every position, and its output has no spread over the images to normalize by.
+    min_init_height = 1
 
     def __init__(self, config=None, kernels="fast", **kwargs):
         kwargs.setdefault("autocast", False)  # the compute dtype is applied in `call`, explicitly
@@ -46,6 +50,7 @@ class ImageModel(keras.Model):
                              f"build it with pixelsnail_tf.model.build_model(config)")
         self.kernels = check_kernels(kernels)
         self._log_prob_fn = tf.function(self._log_prob_float)  # one trace per image shape
+        self._pixel_log_prob_fn = tf.function(self._pixel_log_prob_float)
 
     def weight_norm_layers(self):
         """All weight-normalized layers in the original's creation order (its variable order)."""
@@ -95,6 +100,12 @@ class ImageModel(keras.Model):
         """
         x = image_checks.check_images(images)
         labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
+        height, width = x.shape[1], x.shape[2]
+        self.check_image_size(height, width)
+        if height < self.min_init_height:
+            raise ValueError(f"--model={self.config.model} initializes on images of at least "
+                             f"{self.min_init_height} rows (on fewer, a layer sees only padding), "
+                             f"got {height}x{width}")
         self.build(x.shape)
         return self.call(x, labels, training=self.config.dropout_p > 0, init=True,
                          dropout_seed=dropout_seed)
@@ -102,11 +113,21 @@ class ImageModel(keras.Model):
     def _log_prob_float(self, x, labels):
         return discretized_mix_logistic_log_prob(x, self(x, labels))
 
+    def _pixel_log_prob_float(self, x, labels):
+        return discretized_mix_logistic_pixel_log_prob(x, self(x, labels))
+
     def log_prob(self, images, labels=None):
         """Per-image log-likelihood in nats [B] of uint8 [0,255] or float32 [-1,1] images."""
         x = image_checks.check_images(images)
         labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
         return self._log_prob_fn(x, labels)
+
+    def per_pixel_log_prob(self, images, labels=None):
+        """Per-pixel log-likelihood in nats [B,H,W] (a pixel's three colours together), of images as
+        `log_prob` takes them: where an image is unlikely. Its sum over a whole image is `log_prob`."""
+        x = image_checks.check_images(images)
+        labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
+        return self._pixel_log_prob_fn(x, labels)
 
     def bits_per_dim(self, images, labels=None):
         """Per-image bits per sub-pixel [B] (negative log2-likelihood / (H*W*3))."""

@@ -1,4 +1,4 @@
-"""Discretized mixture of logistics (PixelCNN++): per-image log-likelihood and sampling.
+"""Discretized mixture of logistics (PixelCNN++): per-pixel and per-image log-likelihood, sampling.
 
 Network output per pixel, 10*M channels: [0, M) mixture logits shared by R, G, B; then for each
 colour c in (R, G, B) a group of 3M channels: means, log scales, coefficients (pre-tanh).
@@ -28,7 +28,14 @@ def unpack_parameters(params):
 
 
 def discretized_mix_logistic_log_prob(x, params):
-    """Per-image log-likelihood in nats of images x [B,H,W,3] in [-1,1] under params [B,H,W,10M].
+    """Per-image log-likelihood in nats of images x [B,H,W,3] in [-1,1] under params [B,H,W,10M]:
+    the sum of the per-pixel ones (the original's computation, which sums them likewise)."""
+    return tf.reduce_sum(discretized_mix_logistic_pixel_log_prob(x, params), axis=[1, 2])
+
+
+def discretized_mix_logistic_pixel_log_prob(x, params):
+    """Per-pixel log-likelihood in nats [B,H,W] (the three colours of a pixel together) of images x
+    [B,H,W,3] in [-1,1] under params [B,H,W,10M].
 
     The original's computation step by step (same branches, constants and order of operations).
     """
@@ -54,7 +61,7 @@ def discretized_mix_logistic_log_prob(x, params):
                  tf.where(bin_prob > _MIN_BIN_PROB, tf.math.log(tf.maximum(bin_prob, _PROB_FLOOR)),
                           log_pdf_mid - math.log(127.5))))
     log_probs = tf.reduce_sum(log_probs, axis=-2) + _log_softmax(logits)
-    return tf.reduce_sum(_log_sum_exp(log_probs), axis=[1, 2])
+    return _log_sum_exp(log_probs)
 
 
 def _log_softmax(x):

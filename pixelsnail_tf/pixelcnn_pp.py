@@ -32,6 +32,8 @@ class PixelCNNPP(ImageModel):
     architecture = "pixelcnn_pp"
     default_model = "pxpp"
     side_multiple = 2 ** (RESOLUTIONS - 1)
+    # Its u stream sees only the rows above: with one row at H/4 it sees nothing there but padding.
+    min_init_height = 2 * side_multiple
     steps_class = PixelCNNPPSteps
 
     def __init__(self, config=None, kernels="fast", **kwargs):

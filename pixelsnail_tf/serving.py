@@ -2,17 +2,20 @@
 
 The exported graph needs TensorFlow only (not this package). Signatures:
   serving_default: images uint8 [batch, H, W, 3] [, class_label int32 [batch]]
-                   -> log_likelihood (nats), bits_per_dim, per image
+                   -> log_likelihood (nats), bits_per_dim, per image; per_pixel_bits [batch, H, W]
+                   (-log2 of each pixel's likelihood, its three colours together: where it is unlikely)
   sample:          num_samples int32, seed int64 [, class_label int32] -> images uint8 [S, H, W, 3]
                    (the fast sampler: the images sample.py draws with the same seed)
 Inputs of another dtype, rank or channel count, class labels outside [0, num_classes) and
 num_samples outside [0, MAX_SAMPLES] are rejected by the signatures themselves (InvalidArgumentError).
 """
 
+import math
+
 import tensorflow as tf
 
 from pixelsnail_tf.images import float_to_uint8, uint8_to_float
-from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
+from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_pixel_log_prob
 from pixelsnail_tf.sampling import draw_noise, sample_cached
 
 
@@ -46,15 +49,17 @@ def export_saved_model(model, path, height, width):
             checks = [] if class_label is None else _check_labels(class_label, num_classes)
             with tf.control_dependencies(checks):
                 x = uint8_to_float(tf.reshape(images, [-1, height, width, 3]))
-            return discretized_mix_logistic_log_prob(x, model(x, class_label))
+            return discretized_mix_logistic_pixel_log_prob(x, model(x, class_label))
 
         def reject():
             message = f"images must be uint8 [batch, {height}, {width}, 3] (and class_label [batch])"
             with tf.control_dependencies([tf.debugging.Assert(False, [message, tf.shape(images)])]):
-                return tf.zeros([0])
+                return tf.zeros([0, height, width])
 
-        ll = tf.cond(valid, compute, reject)
-        return {"log_likelihood": ll, "bits_per_dim": bits_per_dim(ll, height * width * 3)}
+        per_pixel = tf.cond(valid, compute, reject)
+        ll = tf.reduce_sum(per_pixel, axis=[1, 2])  # as discretized_mix_logistic_log_prob sums them
+        return {"log_likelihood": ll, "bits_per_dim": bits_per_dim(ll, height * width * 3),
+                "per_pixel_bits": -per_pixel / math.log(2.0)}
 
     images_spec = tf.TensorSpec([None, height, width, 3], tf.uint8, name="images")
     if conditional:

@@ -34,7 +34,8 @@ def inputs(tmp_path_factory, tiny_config):
     for name, train_images, labels in [("data", images(rng, 16), None),
                                        ("huge_label", images(rng, 16), np.r_[np.zeros(15), 1e9]),
                                        ("one_pixel", images(rng, 16, size=1), None),
-                                       ("six_pixels", images(rng, 16, size=6), None)]:
+                                       ("six_pixels", images(rng, 16, size=6), None),
+                                       ("four_pixels", images(rng, 16, size=4), None)]:
         (root / name).mkdir()
         extra = {} if labels is None else {"y": labels.astype(np.int64)}
         np.savez(root / name / "train.npz", x=train_images, **extra)
@@ -72,6 +73,8 @@ def inputs(tmp_path_factory, tiny_config):
         (root / name / "config.json").write_text(json.dumps({**config, **edit}))
     (root / "bad_flags").mkdir()
     (root / "bad_flags" / "flags.txt").write_text("--seed=1\n--nonsense=2\n")
+    (root / "old_heatmaps").mkdir()
+    np.save(root / "old_heatmaps" / "per_pixel_bits.npy", np.zeros([1, 2, 2], np.float32))
     (root / "config_only").mkdir()
     shutil.copy(ours / "config.json", root / "config_only" / "config.json")
     return root
@@ -109,6 +112,8 @@ CASES = [
     (train, TRAIN, ["--model=pxpp"], "--model=pxpp has no attention blocks"),
     (train, [a for a in TRAIN if a != "--attn_rep=1"], ["--model=pxpp", "--data_dir={in}/six_pixels"],
      "--model=pxpp needs image sides that are multiples of 4, got 6x6"),
+    (train, [a for a in TRAIN if a != "--attn_rep=1"], ["--model=pxpp", "--data_dir={in}/four_pixels"],
+     "--model=pxpp initializes on images of at least 8 rows (on fewer, a layer sees only padding), got 4x4"),
     (train, TRAIN, ["--dataset=folder:{in}/missing"], "no such folder"),
     (train, TRAIN, ["--dataset=folder:{in}/data"], "has no readable train images"),
     (train, TRAIN, ["--dataset=cifar"], "unknown dataset 'cifar'"),
@@ -143,6 +148,9 @@ CASES = [
     (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npz"], "is not a .npy file"),
     (evaluate, TINY_CHECKPOINT, ["--images={in}/huge.npy"], "too large to load"),
     (evaluate, TINY_CHECKPOINT, ["--images={in}/truncated.npy"], "cannot read"),
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npy", "--heatmap_dir={in}/old_heatmaps"],
+     "holds heat maps already; choose another folder"),
+    (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npy", "--heatmap_dir={in}/a_file"], "--heatmap_dir"),
     (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npy", "--json_out={in}/a_file/r.json"],
      "does not exist"),
     (evaluate, TINY_CHECKPOINT, ["--images={in}/images.npy", "--json_out={in}/data"], "is a folder"),

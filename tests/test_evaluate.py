@@ -12,12 +12,13 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl import flags
 
 from commands import invoke
-from conftest import TINY, TINY_FLAGS
+from conftest import TINY, TINY_FLAGS, trained_tiny_model
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import data
+from pixelsnail_tf import data, heatmaps
 from pixelsnail_tf.commands import convert as convert_command
 from pixelsnail_tf.commands import evaluate as evaluate_command
 from pixelsnail_tf.commands import export as export_command
@@ -112,8 +113,8 @@ MODEL_FLAGS = ["model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_no
 
 
 @pytest.mark.parametrize("module, own_flags", [
-    (evaluate_command, ["checkpoint", "ema", "dataset", "data_dir", "images", "json_out", "batch_size",
-                        "mixed_precision", "kernels"]),
+    (evaluate_command, ["checkpoint", "ema", "dataset", "data_dir", "images", "json_out", "heatmap_dir",
+                        "batch_size", "mixed_precision", "kernels"]),
     (sample_command, ["checkpoint", "ema", "num_samples", "batch_size", "seed", "class_label", "image_size",
                       "out_dir", "original_sampling", "noise_from", "sampler", "mixed_precision", "kernels"]),
     (export_command, ["checkpoint", "ema", "image_size", "export_dir", "version", "kernels"]),
@@ -239,6 +240,33 @@ def test_sample_benchmark_runs_and_ends_with_json(sampler):
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["seconds"] > 0 and result["sampler"] == sampler and result["num_samples"] == 2
     assert ("extrapolated_from_pixel_steps" in result) == (sampler == "naive")
+
+
+def test_heatmaps_show_each_pixels_bits(tmp_path, test_images, tiny_config, tiny_reference):
+    out, maps = tmp_path / "r.json", tmp_path / "maps"
+    run = evaluate(f"--checkpoint={TINY / 'trained'}", f"--images={test_images}", f"--json_out={out}",
+                   f"--heatmap_dir={maps}", *TINY_FLAGS)
+    assert run.returncode == 0, run.stderr
+    images, bits = tiny_reference["x_test_u8"], np.load(maps / "per_pixel_bits.npy")
+    result = json.loads(out.read_text())
+    assert bits.shape == images.shape[:3] and bits.dtype == np.float32
+    # the same test bpd as without heat maps (the original's value), from the per-pixel terms
+    np.testing.assert_allclose(result["bpd"], np.mean(tiny_reference["bpd_test_ema_final"]),
+                               rtol=NETWORK_RTOL)
+    np.testing.assert_allclose(-bits.sum(axis=(1, 2)) * np.log(2), result["per_image_log_likelihood"],
+                               rtol=1e-6)
+    model = trained_tiny_model(tiny_config)
+    np.testing.assert_allclose(bits, -model.per_pixel_log_prob(images).numpy() / np.log(2),
+                               rtol=NETWORK_RTOL, atol=1e-5)
+    scale = json.loads((maps / "scale.json").read_text())
+    assert scale["low_bits"] == 0 and scale["high_bits"] == pytest.approx(float(bits.max()))
+    for i, (image, image_bits) in enumerate(zip(images, bits)):
+        panel = tf.io.decode_png(tf.io.read_file(str(maps / f"heatmap_{i}.png"))).numpy()
+        factor = panel.shape[0] // 8  # enlarged by a whole factor
+        shrunk = panel[::factor, ::factor]
+        np.testing.assert_array_equal(shrunk[:, :8], image)
+        np.testing.assert_array_equal(shrunk[:, 9:17], heatmaps.colorize(image_bits, 0.0, scale["high_bits"]))
+    assert len(np.unique(shrunk[:, 9:17].reshape(-1, 3), axis=0)) > 10  # a map, not one colour
 
 
 def test_matmul_floor_benchmark_runs_and_ends_with_json():

@@ -9,6 +9,7 @@ from tolerances import NETWORK_RTOL
 from pixelsnail_tf import checkpoints, config
 from pixelsnail_tf.layers import nonlinearities
 from pixelsnail_tf.config import PRESETS, REFUSED_VARIANTS, VARIANTS, ModelConfig
+from pixelsnail_tf.logistic_mixture import discretized_mix_logistic_pixel_log_prob
 from pixelsnail_tf.model import PixelCNNPP, PixelSNAIL, build_model
 
 RNG = np.random.default_rng(2)
@@ -24,7 +25,7 @@ def initialized_model(config, height=5, width=7):
 @pytest.mark.parametrize("model_name", sorted(VARIANTS))
 def test_every_variant_is_causal(model_name):
     """d output(i) / d x(j) == 0 exactly for every j >= i (raster order); > 0 for some j < i."""
-    height, width = (4, 8) if model_name == "pxpp" else (5, 7)  # pxpp: sides that are multiples of 4
+    height, width = (8, 4) if model_name == "pxpp" else (5, 7)  # pxpp: sides that are multiples of 4
     model = initialized_model(small_config(model_name), height, width)
     x = tf.constant(RNG.uniform(-1, 1, size=(1, height, width, 3)).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
@@ -38,6 +39,26 @@ def test_every_variant_is_causal(model_name):
     index = np.arange(height * width).reshape(height, width)
     assert np.all(influence[index[:, 1:], index[:, :-1]] > 0)
     assert np.all(influence[index[1:], index[:-1]] > 0)
+
+
+def test_per_pixel_log_likelihood_sums_to_the_images_and_each_term_is_causal():
+    """A pixel's term depends on that pixel and the earlier ones only; the terms sum to log_prob."""
+    height, width = 3, 4
+    model = initialized_model(small_config("h12_pool2_smallkey", num_classes=2), height, width)
+    images, labels = RNG.integers(0, 256, size=(2, height, width, 3), dtype=np.uint8), np.array([1, 0])
+    per_pixel = model.per_pixel_log_prob(images, labels).numpy()
+    assert per_pixel.shape == (2, height, width) and np.all(per_pixel < 0)
+    np.testing.assert_allclose(per_pixel.sum(axis=(1, 2)), model.log_prob(images, labels).numpy(), rtol=1e-5)
+    x = tf.constant(images[:1].astype(np.float32) / 127.5 - 1)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        terms = discretized_mix_logistic_pixel_log_prob(x, model(x, labels[:1]))[0]  # [H, W]
+    jacobian = tape.jacobian(terms, x, experimental_use_pfor=False).numpy()  # [H,W,1,H,W,3]
+    influence = np.abs(jacobian).sum(axis=(2, 5)).reshape(height * width, height * width)
+    np.testing.assert_array_equal(np.triu(influence, k=1), 0.0)
+    assert np.all(np.diag(influence) > 0)  # a pixel's term is its own likelihood
+    index = np.arange(height * width).reshape(height, width)
+    assert np.all(influence[index[:, 1:], index[:, :-1]] > 0)  # and on the pixel to its left
 
 
 @pytest.mark.parametrize("name, preset, count", [
@@ -115,6 +136,8 @@ def test_pxpp_is_a_pixelcnn_pp_of_three_resolutions():
         small_config("pxpp", attn_rep=2)
     with pytest.raises(ValueError, match="--model=pxpp is not a PixelSNAIL; build it with "):
         PixelSNAIL(small_config("pxpp"))
+    with pytest.raises(ValueError, match="--model=pxpp initializes on images of at least 8 rows"):
+        model.initialize(np.zeros([2, 4, 8, 3], np.float32))
     with pytest.raises(ValueError, match="--model=pxpp needs image sides that are multiples of 4, got 6x8"):
         model.log_prob(np.zeros((1, 6, 8, 3), np.uint8))
 

@@ -2,15 +2,17 @@
 
   pixelsnail-evaluate --checkpoint=checkpoints/cifar --dataset=cifar10
   pixelsnail-evaluate --checkpoint=PREFIX --images=test.npy --json_out=result.json
+  pixelsnail-evaluate --checkpoint=PREFIX --images=some.npy --heatmap_dir=maps   # where they are unlikely
 """
 
 import json
+import math
 import os
 import sys
 
 from absl import flags
 
-from pixelsnail_tf import cli, data, evaluation, run_folder
+from pixelsnail_tf import cli, data, evaluation, heatmaps, run_folder
 
 
 def define_flags(fv):
@@ -32,6 +34,9 @@ def define_flags(fv):
     flags.DEFINE_integer("batch_size", 16, "images per forward pass", lower_bound=1, flag_values=fv)
     flags.DEFINE_string("json_out", None, "write {bpd, per_image_bpd, per_image_log_likelihood} here",
                         flag_values=fv)
+    flags.DEFINE_string("heatmap_dir", None, "write per image a PNG of the image beside its bits per pixel "
+                        "(heat map, one colour scale for all: scale.json) and per_pixel_bits.npy "
+                        "[N,H,W] here", flag_values=fv)
     cli.define_model_flags(fv)
     cli.define_precision_flag(fv)
     cli.define_kernels_flag(fv)
@@ -41,6 +46,9 @@ def main(values):
     try:
         if values.json_out:
             cli.check_output_file(values.json_out, "--json_out")
+        if values.heatmap_dir:
+            cli.check_output_folder(values.heatmap_dir, "--heatmap_dir")
+            heatmaps.check_folder(values.heatmap_dir)
         model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
                                              cli.explicit_model_flags(values), use_ema=values.ema)
         if values.images:
@@ -51,9 +59,15 @@ def main(values):
                                              trained and cli.image_size(trained))
         if not model.config.num_classes:
             labels = None
-        ll = evaluation.log_likelihood(model, images, labels, batch_size=values.batch_size)
+        ll = evaluation.log_likelihood(model, images, labels, batch_size=values.batch_size,
+                                       per_pixel=bool(values.heatmap_dir))
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)
+    if values.heatmap_dir:
+        low, high = heatmaps.write(values.heatmap_dir, images, -ll / math.log(2.0))
+        print(f"heat maps of {len(images)} images in {values.heatmap_dir} ({low:g} to {high:.2f} bits per "
+              f"pixel)")
+        ll = ll.sum(axis=(1, 2))
     result = evaluation.summary(ll, images.shape)
     print(f"test bpd {result['bpd']:.6f} on {len(images)} images "
           f"({'EMA' if values.ema else 'raw'} weights, {kind} checkpoint {prefix})")
