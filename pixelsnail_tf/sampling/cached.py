@@ -13,9 +13,9 @@ from pixelsnail_tf.images import round_to_levels
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 
 
-def _draw_row(model, r, state, u_mix, u_logistic, labels, quantize):
-    """(The state after row r, the row's pixels [B,W,3]) drawn from its noise [B,W,M], [B,W,3]."""
-    height, width = state["canvas"].shape[0], u_mix.shape[1]
+def _draw_row(steps, r, state, u_mix, u_logistic, labels, quantize):
+    """The state after drawing row r with the model's `steps` from the row's noise [B,W,M], [B,W,3]:
+    the steps' state and the canvas with the row in it."""
 
     def draw(c, params):
         x = sample_discretized_mix_logistic(params, u_mix[:, c], u_logistic[:, c])
@@ -23,7 +23,7 @@ def _draw_row(model, r, state, u_mix, u_logistic, labels, quantize):
 
     network, canvas = dict(state), state["canvas"]
     del network["canvas"]
-    network, pixels, _ = model.steps(height, width).row(r, network, draw, labels)
+    network, pixels, _ = steps.row(r, network, draw, labels)
     return {**network, "canvas": tf.tensor_scatter_nd_update(canvas, [[r]], pixels[None])}
 
 
@@ -39,9 +39,10 @@ def _images(state):
 def sample_cached(model, u_mix, u_logistic, labels=None, quantize=True):
     """Float images [S,H,W,3] drawn with the caches, as one graph (a while loop over the rows)."""
     height, width = u_mix.shape[1], u_mix.shape[2]
+    steps = model.steps(height, width)  # the weights prepared once, outside the loop over the rows
 
     def row(r, state):
-        return r + 1, _draw_row(model, r, state, tf.gather(u_mix, r, axis=1), tf.gather(u_logistic, r, axis=1),
+        return r + 1, _draw_row(steps, r, state, tf.gather(u_mix, r, axis=1), tf.gather(u_logistic, r, axis=1),
                                 labels, quantize)
 
     initial = _initial_state(model, tf.shape(u_mix)[0], height, width)
@@ -60,7 +61,8 @@ class CachedSampler:
         self.model = model
         self.progress = progress
         self._row = tf.function(lambda r, state, u_mix, u_logistic, labels: _draw_row(
-            model, r, state, u_mix, u_logistic, labels, quantize))
+            model.steps(state["canvas"].shape[0], u_mix.shape[1]), r, state, u_mix, u_logistic, labels,
+            quantize))
 
     def __call__(self, u_mix, u_logistic, labels=None):
         u_mix = tf.convert_to_tensor(u_mix, tf.float32)
