@@ -41,7 +41,7 @@ HELP_GROUPS = {
     "data": ("dataset", "data_set", "data_dir", "images", "image_size", "class_conditional", "shuffle",
              "noise_from"),
     "model": MODEL_FLAGS + ("preset", "dropout_p"),
-    "training": ("learning_rate", "lr_decay", "batch_size", "init_batch_size", "polyak_decay",
+    "training": ("learning_rate", "lr_decay", "batch_size", "accum_steps", "init_batch_size", "polyak_decay",
                  "max_epochs", "seed", "init_checkpoint"),
     "checkpoints and outputs": ("checkpoint", "tf1_checkpoint", "to_tf1", "ema", "save_dir",
                                 "save_interval", "num_samples", "sampler", "class_label",

@@ -4,7 +4,9 @@ The step, on a tf.distribute strategy: data-dependent init, then per step summed
 summed over replicas, Polyak average, the original Adam. Order within a step (fixed here; the
 original left the EMA and Adam updates unordered in its train.py, and its reference data was
 made this way):
-  1. loss and gradients at the current weights (dropout on), per replica, summed over replicas;
+  1. loss and gradients at the current weights (dropout on), per replica, summed over replicas
+     (with accum_steps = K: each replica's images in K micro-batches, one after the other, their
+     gradients summed: the gradient of the whole batch's summed loss, in 1/K of the memory);
   2. the Polyak average moves towards the weights *before* this step's update;
   3. the original Adam updates the weights with lr = learning_rate * lr_decay**step (step from 1).
 
@@ -49,8 +51,17 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_decay: float = 0.999998
     polyak_decay: float = 0.9995
-    batch_size: int = 8  # per replica, as the original's per-GPU batch
+    batch_size: int = 8  # per replica and micro-batch, as the original's per-GPU batch
     init_batch_size: int = 8
+    accum_steps: int = 1  # micro-batches per optimizer step (gradient accumulation)
+
+    def __post_init__(self):
+        if self.accum_steps < 1:
+            raise ValueError(f"accum_steps must be >= 1, got {self.accum_steps}")
+
+    def images_per_step(self, replicas):
+        """Images of one optimizer step over all replicas and micro-batches (the global batch)."""
+        return self.batch_size * self.accum_steps * replicas
 
     def learning_rate_at(self, step):
         """The rate step `step` (1-based) uses: the original decays it before every step."""
@@ -91,15 +102,36 @@ class Trainer:
     def _seed(self, step):
         return tf.constant([self.seed, step], tf.int64)
 
-    def _replica_loss_and_gradients(self, images, labels, step_seed):
+    def _loss_and_gradients(self, images, labels, dropout_seed):
         x = uint8_to_float(images)
-        weights = self.model.trainable_weights
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        dropout_seed = tf.random.experimental.stateless_fold_in(step_seed, replica)
         with tf.GradientTape() as tape:
             params = self.model(x, labels, training=True, dropout_seed=dropout_seed)
             loss = -tf.reduce_sum(discretized_mix_logistic_log_prob(x, params))
-        return loss, tape.gradient(loss, weights)
+        return loss, tape.gradient(loss, self.model.trainable_weights)
+
+    def _replica_loss_and_gradients(self, images, labels, step_seed):
+        """This replica's summed loss and gradients; with accum_steps K, over its K micro-batches in
+        turn (micro-batch k's dropout masks from its own seed), summed."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        dropout_seed = tf.random.experimental.stateless_fold_in(step_seed, replica)
+        micro, count = self.config.batch_size, self.config.accum_steps
+        if count == 1:
+            return self._loss_and_gradients(images, labels, dropout_seed)
+        tf.debugging.assert_equal(tf.shape(images)[0], micro * count,
+                                  "a replica's batch must be batch_size x accum_steps images")
+
+        def accumulate(k, loss, grads):
+            part = slice(k * micro, (k + 1) * micro)
+            step_loss, step_grads = self._loss_and_gradients(
+                images[part], None if labels is None else labels[part],
+                tf.random.experimental.stateless_fold_in(dropout_seed, k))
+            return k + 1, loss + step_loss, [g + s for g, s in zip(grads, step_grads)]
+
+        zeros = [tf.zeros(w.shape, w.dtype) for w in self.model.trainable_weights]
+        # one micro-batch at a time: its activations are freed before the next one's are made
+        _, loss, grads = tf.while_loop(lambda k, *_: k < count, accumulate,
+                                       (tf.constant(0), tf.constant(0.0), zeros), parallel_iterations=1)
+        return loss, grads
 
     def _distributed_step(self, images, labels, learning_rate, step_seed):
         loss, grads = self.strategy.run(self._replica_loss_and_gradients, (images, labels, step_seed))
@@ -234,7 +266,7 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     batch = tf.Variable(0, dtype=tf.int64, trainable=False)
     images, labels = train_data
-    global_batch = config.batch_size * trainer.strategy.num_replicas_in_sync
+    global_batch = config.images_per_step(trainer.strategy.num_replicas_in_sync)
     # the data position counts batches: a resume must use the same global batch (0: not recorded,
     # in checkpoints written before it was)
     saved_global_batch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -255,7 +287,8 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
             raise ValueError(f"cannot resume from {latest}: {first_line(error)}") from None
         if int(saved_global_batch.numpy()) not in (0, global_batch):
             raise ValueError(f"{run.save_dir} was trained with {int(saved_global_batch.numpy())} images "
-                             f"per step and this run has {global_batch} (--batch_size x replicas): resume "
+                             f"per step and this run has {global_batch} (--batch_size x replicas x "
+                             f"--accum_steps): resume "
                              f"with the same, or start another --save_dir")
         log(f"resuming {latest}: step {trainer.step}, epoch {int(epoch.numpy())}, "
             f"batch {int(batch.numpy())}")

@@ -128,6 +128,26 @@ def test_two_cpu_replicas_through_the_command_line(tmp_path, bundle_data, tiny_r
                                tiny_reference["bpd_test_ema_final"], rtol=NETWORK_RTOL)
 
 
+def test_gradient_accumulation_through_the_command_line(tmp_path, bundle_data, tiny_reference):
+    """--batch_size=2 --accum_steps=2 gives the original's steps on batches of 4; a resume that would
+    change the images per step is refused."""
+    common = ["--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
+              "--save_interval=1", *BUNDLE_FLAGS[:4], "--batch_size=2", *BUNDLE_FLAGS[5:]]
+    run = train(*common, f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}", "--max_epochs=1",
+                "--accum_steps=2")
+    assert run.returncode == 0, run.stderr
+    for use_ema, key in ((False, "raw_final"), (True, "ema_final")):
+        np.testing.assert_allclose(bpd_of(tmp_path / "run", tiny_reference["x_test_u8"], use_ema),
+                                   tiny_reference[f"bpd_test_{key}"], rtol=NETWORK_RTOL)
+    prefix, state = run_state(tmp_path / "run")
+    assert prefix.endswith("ckpt-3") and state["optimizer/t/.ATTRIBUTES/VARIABLE_VALUE"] == 4.0
+    resumed = train(*common, "--max_epochs=2", "--accum_steps=1")
+    assert resumed.returncode == 1
+    assert resumed.stderr.strip().splitlines()[-1].endswith(
+        "was trained with 4 images per step and this run has 2 (--batch_size x replicas x --accum_steps): "
+        "resume with the same, or start another --save_dir")
+
+
 def test_preset_with_overrides(tmp_path, bundle_data):
     run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
                 "--preset=demo", "--nr_logistic_mix=3", "--max_epochs=1", "--batch_size=4",

@@ -1,6 +1,8 @@
 """The training step against the original code's own steps (fixtures/tiny, fixtures/pxpp_tiny), on 1 and 2
 replicas."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -137,6 +139,27 @@ def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_refer
         assert len(images.values) == 2  # 2 images on each replica
         losses.append(float(trainer.train_step(images).numpy()))
     np.testing.assert_allclose(losses, tiny_reference["train_loss"], rtol=1e-6)
+    assert_state(trainer, entries, tiny_reference, "final")
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_accumulated_micro_batches_equal_one_batch(tiny_config, tiny_reference, replicas):
+    """Gradient accumulation: the bundle's batches of 4 as micro-batches (2 x 2 on one replica, 2 x 1 on
+    each of two) reproduce the original's three steps on the whole batch; Adam's counter and the average
+    advance once per optimizer step."""
+    strategy = tf.distribute.MirroredStrategy(two_cpu_devices()[:replicas])
+    config = dataclasses.replace(bundle_train_config(tiny_reference), batch_size=2 // replicas,
+                                 accum_steps=2)
+    assert config.images_per_step(replicas) == 4
+    trainer = Trainer(tiny_config, config, strategy)
+    entries = start_from_bundle(trainer)
+    losses = []
+    for k in range(3):
+        batch = tf.data.Dataset.from_tensor_slices(tiny_reference["x_train_u8"][k]).batch(4)
+        (images,) = list(strategy.experimental_distribute_dataset(batch))
+        losses.append(float(trainer.train_step(images).numpy()))
+    np.testing.assert_allclose(losses, tiny_reference["train_loss"], rtol=1e-6)
+    assert trainer.step == 3
     assert_state(trainer, entries, tiny_reference, "final")
 
 

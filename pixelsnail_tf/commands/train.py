@@ -31,7 +31,7 @@ RANGES = [("learning_rate", lambda v: v > 0, "> 0"),
 # the optimizer's rates from here on, where the data is, how it computes. Every other flag given must
 # agree with the record (the model, the data and its order, the batch).
 MAY_CHANGE_ON_RESUME = {"max_epochs", "save_interval", "num_samples", "learning_rate", "lr_decay",
-                        "polyak_decay", "nr_gpu", "data_dir", "kernels", "mixed_precision"}
+                        "polyak_decay", "nr_gpu", "accum_steps", "data_dir", "kernels", "mixed_precision"}
 
 
 def define_flags(fv):
@@ -56,6 +56,10 @@ def define_flags(fv):
                        flag_values=fv)
     flags.DEFINE_integer("batch_size", d.batch_size, "images per replica per step", lower_bound=1,
                          flag_values=fv)
+    flags.DEFINE_integer("accum_steps", d.accum_steps, "micro-batches of --batch_size images per replica "
+                         "whose gradients add up to one optimizer step (gradient accumulation: the "
+                         "update of a K times larger batch, in the memory of one micro-batch)",
+                         lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("init_batch_size", d.init_batch_size, "images of the data-dependent init",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_float("dropout_p", 0.5, "dropout probability in every gated residual layer", flag_values=fv)
@@ -157,13 +161,16 @@ def main(values):
                                                        dropout_p=values.dropout_p, num_classes=num_classes)
         train_config = TrainConfig(
             learning_rate=values.learning_rate, lr_decay=values.lr_decay, polyak_decay=values.polyak_decay,
-            batch_size=values.batch_size, init_batch_size=values.init_batch_size)
+            batch_size=values.batch_size, init_batch_size=values.init_batch_size,
+            accum_steps=values.accum_steps)
         run = RunConfig(save_dir=save_dir, max_epochs=values.max_epochs,
                         save_interval=values.save_interval, num_samples=values.num_samples,
                         shuffle=values.shuffle, seed=values.seed, init_checkpoint=values.init_checkpoint,
                         flags=flagfile(values))
-        if len(train_images) < train_config.batch_size * strategy.num_replicas_in_sync:
-            raise ValueError(f"{len(train_images)} training images are fewer than one global batch")
+        global_batch = train_config.images_per_step(strategy.num_replicas_in_sync)
+        if len(train_images) < global_batch:
+            raise ValueError(f"{len(train_images)} training images are fewer than one global batch "
+                             f"({global_batch}: --batch_size x replicas x --accum_steps)")
         if train_images.shape[1] * train_images.shape[2] < 2:
             raise ValueError("1x1 images cannot be trained on: no pixel has another to be predicted "
                              "from, and the data-dependent init would divide by their zero spread")
