@@ -1,6 +1,7 @@
 """Images/s and peak memory of one training step (loss, gradients, Polyak average, original Adam).
 
   python benchmarks/train_step.py                 # full CIFAR-10 config, batch 8, dropout 0.5
+  python benchmarks/train_step.py --batch_size=4 --accum_steps=2   # the same 8 images per step, accumulated
 
 Same flags as forward.py. Last output line: one JSON object with images_per_sec and peak_rss_mb.
 """
@@ -25,31 +26,32 @@ from common import define_flags, machine  # noqa: E402
 
 define_flags("training step")
 flags.DEFINE_float("dropout_p", 0.5, "dropout of the training step")
+flags.DEFINE_integer("accum_steps", 1, "micro-batches of --batch_size images per step (train.py's)")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=FLAGS.dropout_p)
-    trainer = Trainer(config, TrainConfig(batch_size=FLAGS.batch_size),
+    trainer = Trainer(config, TrainConfig(batch_size=FLAGS.batch_size, accum_steps=FLAGS.accum_steps),
                       **cli.model_options(FLAGS.flag_values_dict()))
-    size = FLAGS.image_size
-    images = tf.constant(np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, size, size, 3),
-                                                           np.uint8))
-    trainer.initialize(images)
+    size, count = FLAGS.image_size, FLAGS.batch_size * FLAGS.accum_steps
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (count, size, size, 3), np.uint8))
+    trainer.initialize(images[:FLAGS.batch_size])
     trainer.train_step(images).numpy()  # trace and warm up
     start = time.perf_counter()
     for _ in range(FLAGS.iters):
         trainer.train_step(images).numpy()
     seconds = (time.perf_counter() - start) / FLAGS.iters
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    result = {"images_per_sec": FLAGS.batch_size / seconds, "mixed_precision": FLAGS.mixed_precision,
+    result = {"images_per_sec": count / seconds, "accum_steps": FLAGS.accum_steps, "mixed_precision": FLAGS.mixed_precision,
               "kernels": FLAGS.kernels,
               "seconds_per_step": seconds,
               "peak_rss_mb": peak, "batch_size": FLAGS.batch_size, "image_size": size,
               "model": config.model, "params": trainer.model.count_params(), "machine": machine(),
               "tensorflow": tf.__version__}
-    print(f"train step {config.model}, batch {FLAGS.batch_size}: {result['images_per_sec']:.2f} "
+    print(f"train step {config.model}, batch {FLAGS.batch_size} x {FLAGS.accum_steps}: "
+          f"{result['images_per_sec']:.2f} "
           f"images/s, peak {peak:.0f} MB on {result['machine']}")
     print(json.dumps(result))
 
