@@ -11,9 +11,9 @@ import sys
 import tensorflow as tf
 from absl import app, flags, logging
 
-from pixelsnail_tf import checkpoints, run_folder
+from pixelsnail_tf import checkpoints, hardware, run_folder
 from pixelsnail_tf.config import NONLINEARITIES, VARIANTS, ModelConfig
-from pixelsnail_tf.layers.kernels import KERNELS
+from pixelsnail_tf.layers.kernels import AUTO, KERNELS
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
                "attn_rep")
@@ -46,7 +46,7 @@ HELP_GROUPS = {
     "checkpoints and outputs": ("checkpoint", "tf1_checkpoint", "to_tf1", "ema", "save_dir",
                                 "save_interval", "num_samples", "sampler", "class_label",
                                 "original_sampling", "out_dir", "json_out", "export_dir", "version"),
-    "compute": ("mixed_precision", "kernels", "nr_gpu"),
+    "compute": ("mixed_precision", "allow_tf32", "kernels", "nr_gpu"),
 }
 
 
@@ -102,10 +102,14 @@ def define_precision_flag(flag_values=flags.FLAGS):
                       "bfloat16: the layers compute in bfloat16 from float32 weights (faster on CPUs with "
                       "native bfloat16, AVX512_BF16/AMX, and on GPUs; figures in the README); the attention "
                       "softmax, the output layer and the likelihood stay float32", flag_values=flag_values)
+    flags.DEFINE_bool("allow_tf32", False, "let NVIDIA GPUs (Ampere and later) compute float32 matmuls and "
+                      "convolutions in TensorFloat-32 (10-bit mantissa: faster, but results then differ "
+                      "from exact float32 by ~1e-3 relative); off by default", flag_values=flag_values)
 
 
-def define_kernels_flag(flag_values=flags.FLAGS, default="fast", note=""):
-    flags.DEFINE_enum("kernels", default, list(KERNELS),
+def define_kernels_flag(flag_values=flags.FLAGS, default=AUTO, note=""):
+    flags.DEFINE_enum("kernels", default, [AUTO, *KERNELS],
+                      "auto: fast on CPU, reference on GPU (the kernels measured fastest there); "
                       "fast: the causal 2x2/2x3 convolutions by Winograd F(2x2,k) and the gated layers' "
                       "elementwise chains fused, with XLA (the same math, faster on CPU: README, Speed); "
                       "reference: TensorFlow's own ops (tf.nn.conv2d, ...), as the original" + note,
@@ -113,9 +117,15 @@ def define_kernels_flag(flag_values=flags.FLAGS, default="fast", note=""):
 
 
 def model_options(values):
-    """Model keyword arguments (dtype, kernels) for the compute flags in `values`."""
-    return {"dtype": PRECISIONS[values.get("mixed_precision") or "float32"],
-            "kernels": values.get("kernels") or "fast"}
+    """build_model's keyword arguments (dtype, kernels, allow_tf32) for the compute flags in `values`;
+    a bfloat16 that this machine would emulate is warned about on stderr."""
+    precision = values.get("mixed_precision") or "float32"
+    if precision == "bfloat16" and hardware.bfloat16_warning():
+        print(f"warning: {hardware.bfloat16_warning()}", file=sys.stderr)
+    kernels = values.get("kernels") or AUTO
+    return {"dtype": PRECISIONS[precision],
+            "kernels": hardware.auto_kernels() if kernels == AUTO else kernels,
+            "allow_tf32": bool(values.get("allow_tf32"))}
 
 
 def model_config_from_flags(values, **extra):

@@ -11,6 +11,7 @@
 
 import keras
 
+from pixelsnail_tf import hardware
 from pixelsnail_tf.config import ModelConfig
 from pixelsnail_tf.image_model import ImageModel
 from pixelsnail_tf.layers.attention import CausalAttentionBlock
@@ -81,9 +82,12 @@ __all__ = ["ARCHITECTURES", "PixelCNNPP", "PixelSNAIL", "build_model"]
 ARCHITECTURES = {"pixelsnail": PixelSNAIL, "pixelcnn_pp": PixelCNNPP}
 
 
-def build_model(config=None, **options):
-    """The model of any `--model` of the original (options: kernels, dtype, name)."""
+def build_model(config=None, allow_tf32=False, **options):
+    """The model of any `--model` of the original (options: kernels, dtype, name). TensorFloat-32 is
+    switched off for the process (on GPUs that have it, float32 would otherwise not be float32)
+    unless allow_tf32."""
     if isinstance(config, dict):
         config = ModelConfig(**config)
     config = config or ModelConfig()
+    hardware.set_tf32(allow_tf32)
     return ARCHITECTURES[config.variant.architecture](config, **options)

@@ -31,7 +31,8 @@ RANGES = [("learning_rate", lambda v: v > 0, "> 0"),
 # the optimizer's rates from here on, where the data is, how it computes. Every other flag given must
 # agree with the record (the model, the data and its order, the batch).
 MAY_CHANGE_ON_RESUME = {"max_epochs", "save_interval", "num_samples", "learning_rate", "lr_decay",
-                        "polyak_decay", "nr_gpu", "accum_steps", "data_dir", "kernels", "mixed_precision"}
+                        "polyak_decay", "nr_gpu", "accum_steps", "data_dir", "kernels", "mixed_precision",
+                        "allow_tf32"}
 
 
 def define_flags(fv):

@@ -15,6 +15,7 @@ import logging
 import tensorflow as tf
 
 KERNELS = ("fast", "reference")
+AUTO = "auto"  # the command-line choice of either by device (hardware.auto_kernels)
 
 
 def check_kernels(kernels):
