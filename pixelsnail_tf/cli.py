@@ -92,7 +92,7 @@ def define_model_flags(flag_values=flags.FLAGS):
 
 
 # --mixed_precision -> the model's Keras dtype policy.
-PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 # --mixed_precision and --kernels say how the model computes, not what: checkpoints do not
@@ -101,7 +101,9 @@ def define_precision_flag(flag_values=flags.FLAGS):
     flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS),
                       "bfloat16: the layers compute in bfloat16 from float32 weights (faster on CPUs with "
                       "native bfloat16, AVX512_BF16/AMX, and on GPUs; figures in the README); the attention "
-                      "softmax, the output layer and the likelihood stay float32", flag_values=flag_values)
+                      "softmax, the output layer and the likelihood stay float32; float16: the same in "
+                      "float16, for GPUs without bfloat16 (V100, T4), training with a dynamic loss scale",
+                      flag_values=flag_values)
     flags.DEFINE_bool("allow_tf32", False, "let NVIDIA GPUs (Ampere and later) compute float32 matmuls and "
                       "convolutions in TensorFloat-32 (10-bit mantissa: faster, but results then differ "
                       "from exact float32 by ~1e-3 relative); off by default", flag_values=flag_values)
@@ -118,10 +120,11 @@ def define_kernels_flag(flag_values=flags.FLAGS, default=AUTO, note=""):
 
 def model_options(values):
     """build_model's keyword arguments (dtype, kernels, allow_tf32) for the compute flags in `values`;
-    a bfloat16 that this machine would emulate is warned about on stderr."""
+    a precision that this machine would emulate is warned about on stderr."""
     precision = values.get("mixed_precision") or "float32"
-    if precision == "bfloat16" and hardware.bfloat16_warning():
-        print(f"warning: {hardware.bfloat16_warning()}", file=sys.stderr)
+    warning = hardware.precision_warning(precision)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     kernels = values.get("kernels") or AUTO
     return {"dtype": PRECISIONS[precision],
             "kernels": hardware.auto_kernels() if kernels == AUTO else kernels,

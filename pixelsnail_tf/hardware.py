@@ -6,7 +6,8 @@
 - kernels "auto": the kernels measured fastest for the device (layers/kernels.py): on CPU "fast";
   on GPU "reference" (cuDNN's own convolutions) until a GPU measurement says otherwise.
 - bfloat16: native on CPUs with AVX512_BF16 or AMX (through oneDNN) and on GPUs of compute
-  capability 8.0 and up; elsewhere TensorFlow emulates it, often slower than float32.
+  capability 8.0 and up; elsewhere TensorFlow emulates it, often slower than float32. float16 is
+  for GPUs (those without bfloat16 need it for mixed precision); on CPU it is emulated.
 """
 
 import os
@@ -58,9 +59,14 @@ def cpu_bfloat16_is_native(flags, environ):
     return any(flag in flags for flag in _BF16_CPU_FLAGS)
 
 
-def bfloat16_warning():
-    """One line when --mixed_precision=bfloat16 would be emulated on this machine, else None."""
+def precision_warning(precision):
+    """One line when --mixed_precision=`precision` would be emulated on this machine, else None."""
     devices = gpus()
+    if precision == "float16":
+        return None if devices else ("float16 is for GPUs (those without bfloat16: V100, T4); TensorFlow "
+                                     "emulates it on CPU: --mixed_precision=float16 will be slow here")
+    if precision != "bfloat16":
+        return None
     if devices:
         old = []
         for device in devices:

@@ -8,6 +8,8 @@ increment, and there is no clipping or weight decay:
     p  <- p - lr * (v / (1 - 0.95^t)) / sqrt(mg / (1 - 0.9995^t) + 1e-6)          t <- t + 1
 """
 
+import math
+
 import tensorflow as tf
 
 from pixelsnail_tf.image_model import weight_name
@@ -54,3 +56,39 @@ def original_adam(model):
     """The original's Adam over the model's trainable weights, slots keyed by weight name."""
     weights = model.trainable_weights
     return OriginalAdam([w.value for w in weights], [weight_name(w) for w in weights])
+
+
+class DynamicLossScale(tf.Module):
+    """Dynamic loss scaling for float16 training, with the rules of Keras' LossScaleOptimizer.
+
+    The loss is multiplied by a power of two before the gradients are taken (small float16 gradients
+    would otherwise flush to zero, large ones overflow), and the gradients divided by it, exactly,
+    before they are applied. A step whose gradients are not all finite is skipped (no update, no Adam
+    count, no average) and halves `scale`; after `growth_steps` finite steps in a row it doubles.
+    `scale` means what it means in Keras, the scale of the loss averaged over its terms (initially
+    2^15): the summed loss of `terms` sub-pixels is multiplied by scale / 2^round(log2(terms)), so the
+    gradients start at the size Keras' default gives a mean loss.
+    """
+
+    MIN_SCALE = 2.0 ** -24  # below it, a float16 gradient of 1 scales to zero: training has diverged
+
+    def __init__(self, initial_scale=2.0 ** 15, growth_steps=2000):
+        super().__init__(name="loss_scale")
+        self.growth_steps = growth_steps
+        self.scale = tf.Variable(float(initial_scale), trainable=False, name="scale")
+        self.finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="finite_steps")
+
+    def multiplier(self, terms):
+        """What a loss summed over `terms` values (a scalar tensor) is multiplied by: a power of two."""
+        exponent = tf.round(tf.math.log(tf.cast(terms, tf.float32)) / math.log(2.0))
+        return self.scale * tf.pow(2.0, -exponent)
+
+    def update(self, finite):
+        """After a step whose unscaled gradients were (`finite`) all finite or not."""
+        grow = finite & tf.equal(self.finite_steps, self.growth_steps - 1)
+        self.scale.assign(self.scale * tf.where(grow, 2.0, tf.where(finite, 1.0, 0.5)))
+        self.finite_steps.assign(tf.where(finite & ~grow, self.finite_steps + 1, 0))
+
+
+def all_finite(tensors):
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])

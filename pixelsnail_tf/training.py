@@ -9,6 +9,8 @@ made this way):
      gradients summed: the gradient of the whole batch's summed loss, in 1/K of the memory);
   2. the Polyak average moves towards the weights *before* this step's update;
   3. the original Adam updates the weights with lr = learning_rate * lr_decay**step (step from 1).
+Under float16 (dtype "mixed_float16") the loss is scaled dynamically (optimizer.DynamicLossScale):
+a step with non-finite gradients does neither 2 nor 3 and halves the scale.
 
 The epoch loop: start or resume, train, evaluate, sample, summarize, checkpoint.
 A run lives in `save_dir`: `config.json` (the model config), `flags.txt` (the flags of its newest
@@ -39,7 +41,7 @@ from pixelsnail_tf.errors import first_line
 from pixelsnail_tf.images import float_to_uint8, uint8_to_float, write_grid_pngs
 from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
 from pixelsnail_tf.model import build_model
-from pixelsnail_tf.optimizer import original_adam
+from pixelsnail_tf.optimizer import DynamicLossScale, all_finite, original_adam
 from pixelsnail_tf.sampling import CachedSampler, draw_noise
 
 
@@ -72,8 +74,9 @@ class Trainer:
     """Model, Polyak average and optimizer state of one run, placed by `strategy`."""
 
     def __init__(self, model_config, train_config, strategy=None, seed=0, **model_options):
-        """model_options: the model's `dtype` ("mixed_bfloat16": bfloat16 compute, float32 weights,
-        loss, gradients, Adam and averages) and `kernels`. Dropout masks are a function of (seed,
+        """model_options: build_model's: `dtype` ("mixed_bfloat16" or "mixed_float16": bfloat16 or
+        float16 compute, float32 weights, loss, gradients, Adam and averages; float16 with a dynamic
+        loss scale, `loss_scale`), `kernels`, `allow_tf32`. Dropout masks are a function of (seed,
         step, replica): a resumed run draws those of an uninterrupted one."""
         self.config = train_config
         self.seed = seed
@@ -83,6 +86,7 @@ class Trainer:
             self.model.build(None)
             self.ema = PolyakAverage(self.model, train_config.polyak_decay)
             self.optimizer = original_adam(self.model)
+            self.loss_scale = (DynamicLossScale() if self.model.compute_dtype == "float16" else None)
         self._step = tf.function(self._distributed_step)
 
     @property
@@ -96,7 +100,10 @@ class Trainer:
             self.model.initialize(images, labels, dropout_seed=self._seed(0))
             self.ema.reset()
 
-    def checkpoint(self, **extra):
+    def checkpoint(self, with_loss_scale=True, **extra):
+        """The run's state as a tf.train.Checkpoint (the float16 loss scale too, if any and wanted)."""
+        if self.loss_scale is not None and with_loss_scale:
+            extra["loss_scale"] = self.loss_scale
         return checkpoints.model_checkpoint(self.model, self.ema, optimizer=self.optimizer, **extra)
 
     def _seed(self, step):
@@ -107,7 +114,11 @@ class Trainer:
         with tf.GradientTape() as tape:
             params = self.model(x, labels, training=True, dropout_seed=dropout_seed)
             loss = -tf.reduce_sum(discretized_mix_logistic_log_prob(x, params))
-        return loss, tape.gradient(loss, self.model.trainable_weights)
+            if self.loss_scale is None:
+                return loss, tape.gradient(loss, self.model.trainable_weights)
+            multiplier = self.loss_scale.multiplier(tf.size(x))
+            scaled = loss * multiplier
+        return loss, [g / multiplier for g in tape.gradient(scaled, self.model.trainable_weights)]
 
     def _replica_loss_and_gradients(self, images, labels, step_seed):
         """This replica's summed loss and gradients; with accum_steps K, over its K micro-batches in
@@ -137,12 +148,22 @@ class Trainer:
         loss, grads = self.strategy.run(self._replica_loss_and_gradients, (images, labels, step_seed))
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         grads = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in grads]
-        self.ema.update()
-        self.optimizer.apply_gradients(grads, learning_rate)
+        if self.loss_scale is None:
+            self._update(grads, learning_rate)
+            return loss
+        finite = all_finite(grads)
+        tf.cond(finite, lambda: self._update(grads, learning_rate), tf.no_op)
+        self.loss_scale.update(finite)
         return loss
 
+    def _update(self, grads, learning_rate):
+        self.ema.update()
+        self.optimizer.apply_gradients(grads, learning_rate)
+        return tf.no_op()
+
     def train_step(self, images, labels=None):
-        """One step on a (distributed) batch of uint8 images; returns the summed loss in nats."""
+        """One step on a (distributed) batch of uint8 images; returns the summed loss in nats. Under
+        float16 a step with non-finite gradients is skipped: `step` stays where it was."""
         learning_rate = tf.constant(self.config.learning_rate_at(self.step + 1), tf.float32)
         return self._step(images, labels, learning_rate, self._seed(self.step + 1))
 
@@ -220,7 +241,15 @@ def _check_finite(trainer):
     tensors = (list(trainer.model.trainable_weights) + list(trainer.ema.shadows)
                + list(trainer.optimizer.first_moment.values())
                + list(trainer.optimizer.second_moment.values()))
-    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
+    return bool(all_finite(tensors))
+
+
+def _check_loss_scale(trainer, epoch):
+    """After a skipped float16 step: at the smallest loss scale, training has diverged."""
+    scale = float(trainer.loss_scale.scale.numpy())
+    if scale < trainer.loss_scale.MIN_SCALE:
+        raise NonFiniteLoss(f"non-finite gradients at step {trainer.step + 1} (epoch {epoch}) even with the "
+                            f"float16 loss scale down to {scale:g}; the last good checkpoint is kept")
 
 
 def _worker_save_dir(strategy, save_dir):
@@ -280,8 +309,11 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
             if differences:
                 raise ValueError(f"cannot resume from {latest}: it holds another model than these model "
                                  f"flags make\n" + "\n".join(differences))
-            recorded = any(name.startswith("global_batch/") for name, _ in tf.train.list_variables(latest))
-            state = manager.checkpoint if recorded else trainer.checkpoint(epoch=epoch, batch=batch)
+            # what older checkpoints lack (global_batch), or a run in another precision (loss_scale)
+            saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+            state = trainer.checkpoint(epoch=epoch, batch=batch, with_loss_scale="loss_scale" in saved,
+                                       **({"global_batch": saved_global_batch} if "global_batch" in saved
+                                          else {}))
             state.restore(latest).assert_existing_objects_matched()
         except (AssertionError, IndexError, tf.errors.OpError) as error:  # e.g. truncated files
             raise ValueError(f"cannot resume from {latest}: {first_line(error)}") from None
@@ -333,11 +365,17 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
             progress = keras.utils.Progbar(steps, unit_name="step")
             dataset = train_batches(images, labels, global_batch, current, run.seed, run.shuffle,
                                     skip=int(batch.numpy()))
-            bpds, start = [], time.perf_counter()
+            bpds, skipped, start = [], 0, time.perf_counter()
             for element in trainer.strategy.experimental_distribute_dataset(dataset):
-                tick = time.perf_counter()
+                tick, before = time.perf_counter(), trainer.step
                 loss = float(trainer.train_step(*element).numpy())
                 bpd = bits_per_dim(-loss, dims * global_batch)
+                if trainer.step == before:  # float16: non-finite gradients, skipped; the scale halved
+                    _check_loss_scale(trainer, current)
+                    batch.assign_add(1)
+                    skipped += 1
+                    stop_requested()
+                    continue
                 if not math.isfinite(bpd):
                     raise NonFiniteLoss(f"non-finite training loss at step {trainer.step} (epoch "
                                         f"{current}); the last good checkpoint is kept")
@@ -351,6 +389,8 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
                     tf.summary.scalar("learning_rate", config.learning_rate_at(trainer.step))
                     tf.summary.scalar("images_per_sec", global_batch / seconds)
                     tf.summary.scalar("step_seconds", seconds)
+                    if trainer.loss_scale is not None:
+                        tf.summary.scalar("loss_scale", trainer.loss_scale.scale)
                 stop_requested()
             epoch.assign_add(1)
             batch.assign(0)
@@ -358,6 +398,9 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
                 save()  # first: a stop during the evaluation loses nothing
                 _end_of_interval(trainer, test_data, run, writer, current, bpds, start, log,
                                  stop_requested)
+            if skipped:
+                log(f"epoch {current}: {skipped} steps skipped for non-finite float16 gradients (loss "
+                    f"scale now {float(trainer.loss_scale.scale.numpy()):g})")
     except TrainingStopped:
         prefix = save()
         log(f"stopped: saved {prefix} (epoch {int(epoch.numpy())}, batch {int(batch.numpy())}); run the "

@@ -1,0 +1,121 @@
+"""float16 mixed precision: float16 compute, float32 weights, likelihood and state; training with a
+dynamic loss scale that skips steps whose gradients overflow, as Keras' LossScaleOptimizer."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import trained_tiny_model
+from pixelsnail_tf.optimizer import DynamicLossScale
+from pixelsnail_tf.sampling import CachedSampler, NaiveSampler, draw_noise
+from pixelsnail_tf.training import RunConfig, TrainConfig, Trainer, fit
+
+pytestmark = pytest.mark.paths
+
+MIXED = "mixed_float16"
+
+
+@pytest.mark.parametrize("use_ema", [True, False])
+def test_bits_per_dim_within_half_a_percent_of_float32(tiny_config, tiny_reference, use_ema):
+    model = trained_tiny_model(tiny_config, use_ema=use_ema, dtype=MIXED)
+    expected = tiny_reference["bpd_test_ema_final" if use_ema else "bpd_test_raw_final"]
+    bpd = model.bits_per_dim(tiny_reference["x_test_u8"]).numpy()
+    assert bpd.dtype == np.float32
+    np.testing.assert_allclose(bpd, expected, rtol=5e-3)  # per image, the original's float32 numbers
+    assert np.abs(bpd - expected).max() > 1e-6  # float16 was used
+    assert model.compute_dtype == "float16" and all(w.dtype == "float32" for w in model.weights)
+
+
+def test_loss_scale_follows_keras_rules():
+    """Halved and its count reset by a non-finite step, doubled after growth_steps finite ones."""
+    scale = DynamicLossScale(initial_scale=8.0, growth_steps=3)
+    history = []
+    for finite in (True, True, False, True, True, True, True):
+        scale.update(tf.constant(finite))
+        history.append((float(scale.scale.numpy()), int(scale.finite_steps.numpy())))
+    assert history == [(8, 1), (8, 2), (4, 0), (4, 1), (4, 2), (8, 0), (8, 1)]
+    # a summed loss of 768 terms is multiplied by scale / 2^10: the mean loss's scale, exactly
+    assert float(scale.multiplier(tf.constant(768)).numpy()) == 8.0 / 1024
+
+
+def test_gradients_are_unscaled(tiny_config, tiny_reference):
+    """The applied gradients do not depend on the loss scale (while nothing overflows) and are the
+    float32 ones to float16 accuracy."""
+    trainer = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
+    trainer.initialize(tiny_reference["x_init_u8"])
+    reference = Trainer(tiny_config, TrainConfig(batch_size=4))
+    for w, v in zip(reference.model.trainable_weights, trainer.model.trainable_weights):
+        w.assign(v)
+    images = tf.constant(tiny_reference["x_train_u8"][0])
+    _, expected = reference._loss_and_gradients(images, None, reference._seed(1))
+    for scale in (2.0 ** 15, 2.0 ** 5):
+        trainer.loss_scale.scale.assign(scale)
+        _, grads = trainer._loss_and_gradients(images, None, trainer._seed(1))
+        for g, e in zip(grads, expected):
+            assert g.dtype == tf.float32
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=0, atol=2e-2 * np.abs(e.numpy()).max())
+
+
+def state(trainer):
+    return [v.numpy() for v in (list(trainer.model.trainable_weights) + list(trainer.ema.shadows)
+                                + list(trainer.optimizer.first_moment.values()))]
+
+
+def test_overflowing_step_is_skipped_and_the_next_one_applied(tiny_config, tiny_reference):
+    trainer = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
+    trainer.initialize(tiny_reference["x_init_u8"])
+    trainer.loss_scale.scale.assign(2.0 ** 60)  # the scaled gradients overflow float16
+    before = state(trainer)
+    loss = float(trainer.train_step(tiny_reference["x_train_u8"][0]))
+    assert np.isfinite(loss) and trainer.step == 0
+    assert float(trainer.loss_scale.scale.numpy()) == 2.0 ** 59
+    for b, a in zip(before, state(trainer)):
+        np.testing.assert_array_equal(a, b)  # weights, averages, moments untouched
+    trainer.loss_scale.scale.assign(2.0 ** 15)
+    trainer.train_step(tiny_reference["x_train_u8"][0])
+    assert trainer.step == 1 and int(trainer.loss_scale.finite_steps.numpy()) == 1
+    assert all(np.all(np.isfinite(a)) for a in state(trainer))
+    assert any(np.any(a != b) for a, b in zip(state(trainer), before))
+
+
+def test_training_skips_overflowing_steps_goes_on_and_resumes(tmp_path, tiny_config, tiny_reference):
+    """fit: steps skipped while the scale comes down, the run goes on; the scale is saved and resumed;
+    a float32 run resumes from the float16 run's checkpoint and the reverse."""
+    data = (tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3), None)
+    test = (tiny_reference["x_test_u8"], None)
+    run = RunConfig(save_dir=str(tmp_path / "run"), max_epochs=2, save_interval=1, num_samples=2,
+                    test_batch_size=4, shuffle=False)
+    trainer = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
+    trainer.loss_scale.scale.assign(2.0 ** 20)
+    lines = []
+    fit(trainer, data, test, run, log=lines.append)
+    count = sum(int(line.split(": ")[1].split()[0]) for line in lines
+                if "skipped for non-finite float16 gradients" in line)
+    assert 0 < count < 6 and trainer.step == 6 - count
+    scale = float(trainer.loss_scale.scale.numpy())
+    assert scale == 2.0 ** (20 - count)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run.save_dir))
+    assert reader.get_tensor("loss_scale/scale/.ATTRIBUTES/VARIABLE_VALUE") == scale
+
+    resumed = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
+    fit(resumed, data, test, RunConfig(**{**run.__dict__, "max_epochs": 3}), log=lines.append)
+    assert resumed.step == 9 - count and float(resumed.loss_scale.scale.numpy()) == scale
+
+    as_float32 = Trainer(tiny_config, TrainConfig(batch_size=4))
+    fit(as_float32, data, test, RunConfig(**{**run.__dict__, "max_epochs": 4}), log=lines.append)
+    back = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
+    fit(back, data, test, RunConfig(**{**run.__dict__, "max_epochs": 5}), log=lines.append)
+    assert back.step == 15 - count  # the float32 checkpoint has no scale: a new one, 2^15, no skips
+    assert float(back.loss_scale.scale.numpy()) == 2.0 ** 15
+
+
+def test_samplers_in_float16(tiny_config):
+    model = trained_tiny_model(tiny_config, dtype=MIXED)
+    u_mix, u_logistic = draw_noise(2, 5, 6, tiny_config.nr_logistic_mix, seed=9)
+    naive = NaiveSampler(model)(u_mix, u_logistic).numpy()
+    fast = CachedSampler(model)(u_mix, u_logistic).numpy()
+    assert naive.dtype == fast.dtype == np.float32
+    # as for bfloat16 (test_mixed_precision.py): the same draws but for rare flips near a boundary
+    assert np.mean(naive == fast) > 0.75
+    float32 = CachedSampler(trained_tiny_model(tiny_config))(u_mix, u_logistic).numpy()
+    assert np.mean(float32 == fast) > 0.5
