@@ -40,7 +40,7 @@ def main(argv):
         model.log_prob(images).numpy()
     seconds = (time.perf_counter() - start) / FLAGS.iters
     result = {"images_per_sec": FLAGS.batch_size / seconds, "mixed_precision": FLAGS.mixed_precision,
-              "kernels": FLAGS.kernels,
+              "kernels": model.kernels,
               "seconds_per_batch": seconds,
               "batch_size": FLAGS.batch_size, "image_size": size, "model": config.model,
               "params": model.count_params(), "machine": machine(), "tensorflow": tf.__version__}

@@ -72,7 +72,7 @@ def main(argv):
     u_mix, u_logistic = draw_noise(FLAGS.num_samples, size, size, config.nr_logistic_mix, seed=0)
     seconds, details = (time_fast if FLAGS.sampler == "fast" else time_naive)(model, u_mix, u_logistic)
     result = {"seconds": seconds, "sampler": FLAGS.sampler, "mixed_precision": FLAGS.mixed_precision,
-              "kernels": FLAGS.kernels,
+              "kernels": model.kernels,
               "num_samples": FLAGS.num_samples,
               "image_size": size, "model": config.model, "params": model.count_params(), **details,
               "machine": machine(), "tensorflow": tf.__version__}

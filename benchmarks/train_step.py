@@ -27,6 +27,7 @@ from common import define_flags, machine  # noqa: E402
 define_flags("training step")
 flags.DEFINE_float("dropout_p", 0.5, "dropout of the training step")
 flags.DEFINE_integer("accum_steps", 1, "micro-batches of --batch_size images per step (train.py's)")
+flags.DEFINE_bool("recompute", False, "recompute activations in the backward pass (train.py's)")
 FLAGS = flags.FLAGS
 
 
@@ -34,7 +35,7 @@ def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=FLAGS.dropout_p)
     trainer = Trainer(config, TrainConfig(batch_size=FLAGS.batch_size, accum_steps=FLAGS.accum_steps),
-                      **cli.model_options(FLAGS.flag_values_dict()))
+                      recompute=FLAGS.recompute, **cli.model_options(FLAGS.flag_values_dict()))
     size, count = FLAGS.image_size, FLAGS.batch_size * FLAGS.accum_steps
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (count, size, size, 3), np.uint8))
     trainer.initialize(images[:FLAGS.batch_size])
@@ -44,10 +45,13 @@ def main(argv):
         trainer.train_step(images).numpy()
     seconds = (time.perf_counter() - start) / FLAGS.iters
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    result = {"images_per_sec": count / seconds, "accum_steps": FLAGS.accum_steps, "mixed_precision": FLAGS.mixed_precision,
-              "kernels": FLAGS.kernels,
+    gpu = ({"peak_gpu_mb": tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20}
+           if tf.config.list_physical_devices("GPU") else {})
+    result = {"images_per_sec": count / seconds, "accum_steps": FLAGS.accum_steps,
+              "recompute": FLAGS.recompute, "mixed_precision": FLAGS.mixed_precision,
+              "kernels": trainer.model.kernels,
               "seconds_per_step": seconds,
-              "peak_rss_mb": peak, "batch_size": FLAGS.batch_size, "image_size": size,
+              "peak_rss_mb": peak, **gpu, "batch_size": FLAGS.batch_size, "image_size": size,
               "model": config.model, "params": trainer.model.count_params(), "machine": machine(),
               "tensorflow": tf.__version__}
     print(f"train step {config.model}, batch {FLAGS.batch_size} x {FLAGS.accum_steps}: "

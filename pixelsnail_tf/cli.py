@@ -46,7 +46,7 @@ HELP_GROUPS = {
     "checkpoints and outputs": ("checkpoint", "tf1_checkpoint", "to_tf1", "ema", "save_dir",
                                 "save_interval", "num_samples", "sampler", "class_label",
                                 "original_sampling", "out_dir", "json_out", "export_dir", "version"),
-    "compute": ("mixed_precision", "allow_tf32", "kernels", "nr_gpu"),
+    "compute": ("mixed_precision", "allow_tf32", "kernels", "recompute", "nr_gpu", "worker_gradients"),
 }
 
 

@@ -32,9 +32,13 @@ class PolyakAverage:
         return self._shadow_of[id(weight)]
 
     def update(self):
-        """One averaging step towards the current weights."""
+        """One averaging step towards the current weights (one weight after the other, as the
+        optimizer's update: in a compiled step their temporaries are then never all alive at once)."""
+        done = []
         for weight, shadow in zip(self._weights, self.shadows):
-            shadow.assign_sub((shadow - weight.value) * self.factor)
+            with tf.control_dependencies(done):
+                done = [shadow.assign_sub((shadow - weight.value) * self.factor, read_value=False)]
+        return done
 
     def reset(self):
         """Every shadow back to its weight's current value (as at creation)."""

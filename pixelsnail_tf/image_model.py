@@ -27,7 +27,8 @@ class ImageModel(keras.Model):
     `dtype="mixed_bfloat16"` (a Keras dtype policy): the layers compute in bfloat16 from float32
     weights (normalized in float32, then cast); the output layer, the mixture and the data-dependent
     init stay float32. `kernels` (layers/kernels.py): "fast" (default) or "reference" (TensorFlow's
-    own ops, as the original): the same math. Checkpoints depend on neither.
+    own ops, as the original): the same math. `recompute`: gradients keep only the inputs of each unit
+    the subclass marks (`checkpointed`) and compute the rest again. Checkpoints depend on none of them.
     """
 
     # The `Variant.architecture` a subclass builds, and the model name its default config takes.
@@ -39,7 +40,7 @@ class ImageModel(keras.Model):
     # zero padding at every position, and its output has no spread over the images to normalize by.
     min_init_height = 1
 
-    def __init__(self, config=None, kernels="fast", **kwargs):
+    def __init__(self, config=None, kernels="fast", recompute=False, **kwargs):
         kwargs.setdefault("autocast", False)  # the compute dtype is applied in `call`, explicitly
         super().__init__(**kwargs)
         if isinstance(config, dict):
@@ -49,6 +50,7 @@ class ImageModel(keras.Model):
             raise ValueError(f"--model={self.config.model} is not a {type(self).__name__}; "
                              f"build it with pixelsnail_tf.model.build_model(config)")
         self.kernels = check_kernels(kernels)
+        self.recompute = bool(recompute)
         self._log_prob_fn = tf.function(self._log_prob_float)  # one trace per image shape
         self._pixel_log_prob_fn = tf.function(self._pixel_log_prob_float)
 
@@ -60,6 +62,12 @@ class ImageModel(keras.Model):
         """The features [B,H,W,F] the head reads, of x and x_pad = [x, 1] (compute dtype), class
         one-hots h (or None); `seeds.next()` gives each dropout layer its seed in call order."""
         raise NotImplementedError
+
+    def checkpointed(self, fn, init):
+        """fn (tensors -> tensors) as a unit of recomputation when `recompute`: its gradient keeps only
+        its inputs and computes it again in the backward pass (tf.recompute_grad), with the same
+        dropout masks, since they come from stateless seeds drawn outside it."""
+        return tf.recompute_grad(fn) if self.recompute and not init else fn
 
     def _make_head(self):
         return WeightNormDense(10 * self.config.nr_logistic_mix, name="head")
@@ -149,7 +157,7 @@ class ImageModel(keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name, "dtype": self.dtype_policy.name,
-                "kernels": self.kernels}
+                "kernels": self.kernels, "recompute": self.recompute}
 
     @classmethod
     def from_config(cls, config):

@@ -68,11 +68,20 @@ class PixelSNAIL(ImageModel):
         u = down_shift(self.u_stem(x_pad, init=init)) if self.u_stem is not None else None
         gated = dict(h=h, training=training, init=init)
         for u_resnets, ul_resnets, attention in zip(self.u_resnets, self.ul_resnets, self.attention):
-            for r, ul_resnet in enumerate(ul_resnets):
-                if u_resnets:
-                    u = u_resnets[r](u, dropout_seed=seeds.next(), **gated)
-                ul = ul_resnet(ul, a=u, dropout_seed=seeds.next(), **gated)
-            ul = attention(ul, x, dropout_seed=seeds.next(), **gated)
+            block_seeds = [seeds.next() for _ in range(len(u_resnets) + len(ul_resnets) + 1)]
+
+            def block(ul, *u, u_resnets=u_resnets, ul_resnets=ul_resnets, attention=attention,
+                      block_seeds=block_seeds):
+                u, block_seeds = (u[0] if u else None), iter(block_seeds)
+                for r, ul_resnet in enumerate(ul_resnets):
+                    if u_resnets:
+                        u = u_resnets[r](u, dropout_seed=next(block_seeds), **gated)
+                    ul = ul_resnet(ul, a=u, dropout_seed=next(block_seeds), **gated)
+                ul = attention(ul, x, dropout_seed=next(block_seeds), **gated)
+                return (ul, u) if u is not None else ul
+
+            outputs = self.checkpointed(block, init)(ul, *([u] if u is not None else []))
+            ul, u = outputs if u is not None else (outputs, None)
         return ul
 
 

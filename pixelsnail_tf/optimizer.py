@@ -40,16 +40,21 @@ class OriginalAdam(tf.Module):
     def apply_gradients(self, gradients, learning_rate):
         """One update of every variable from its (summed) gradient; then t += 1."""
         t = tf.identity(self.t)  # the bias corrections use t before its increment
+        done = []
         for name, variable, g in zip(self._names, self._variables, gradients):
-            v, mg = self.first_moment[name], self.second_moment[name]
-            v_t = self.mom1 * v + (1.0 - self.mom1) * g
-            mg_t = self.mom2 * mg + (1.0 - self.mom2) * tf.square(g)
-            v_hat = v_t / (1.0 - tf.pow(self.mom1, t))
-            mg_hat = mg_t / (1.0 - tf.pow(self.mom2, t))
-            v.assign(v_t)
-            mg.assign(mg_t)
-            variable.assign(variable - learning_rate * v_hat / tf.sqrt(mg_hat + self.epsilon))
-        self.t.assign_add(1.0)
+            # one variable after the other: in a compiled step, the temporaries of all of them at once
+            # would take several times the model's size
+            with tf.control_dependencies(done):
+                v, mg = self.first_moment[name], self.second_moment[name]
+                v_t = self.mom1 * v + (1.0 - self.mom1) * g
+                mg_t = self.mom2 * mg + (1.0 - self.mom2) * tf.square(g)
+                v_hat = v_t / (1.0 - tf.pow(self.mom1, t))
+                mg_hat = mg_t / (1.0 - tf.pow(self.mom2, t))
+                done = [v.assign(v_t, read_value=False), mg.assign(mg_t, read_value=False),
+                        variable.assign(variable - learning_rate * v_hat / tf.sqrt(mg_hat + self.epsilon),
+                                        read_value=False)]
+        with tf.control_dependencies(done):
+            self.t.assign_add(1.0)
 
 
 def original_adam(model):

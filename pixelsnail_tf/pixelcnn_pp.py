@@ -85,8 +85,15 @@ class PixelCNNPP(ImageModel):
                + right_shift(self.ul_stem_right(x_pad, init=init))]
         for s, stage in enumerate(self.up):
             for u_resnet, ul_resnet in stage:
-                us.append(u_resnet(us[-1], dropout_seed=seeds.next(), **gated))
-                uls.append(ul_resnet(uls[-1], a=us[-1], dropout_seed=seeds.next(), **gated))
+                seed_u, seed_ul = seeds.next(), seeds.next()
+
+                def up(u, ul, u_resnet=u_resnet, ul_resnet=ul_resnet, seed_u=seed_u, seed_ul=seed_ul):
+                    u = u_resnet(u, dropout_seed=seed_u, **gated)
+                    return u, ul_resnet(ul, a=u, dropout_seed=seed_ul, **gated)
+
+                u, ul = self.checkpointed(up, init)(us[-1], uls[-1])
+                us.append(u)
+                uls.append(ul)
             if s < len(self.downsample):
                 u_conv, ul_conv = self.downsample[s]
                 us.append(u_conv(us[-1], init=init))
@@ -94,9 +101,15 @@ class PixelCNNPP(ImageModel):
         u, ul = us.pop(), uls.pop()
         for s, stage in enumerate(self.down):
             for u_resnet, ul_resnet in stage:
-                u = u_resnet(u, a=us.pop(), dropout_seed=seeds.next(), **gated)
-                ul = ul_resnet(ul, a=tf.concat([u, uls.pop()], axis=-1), dropout_seed=seeds.next(),
-                               **gated)
+                seed_u, seed_ul = seeds.next(), seeds.next()
+
+                def down(u, ul, u_kept, ul_kept, u_resnet=u_resnet, ul_resnet=ul_resnet, seed_u=seed_u,
+                         seed_ul=seed_ul):
+                    u = u_resnet(u, a=u_kept, dropout_seed=seed_u, **gated)
+                    return u, ul_resnet(ul, a=tf.concat([u, ul_kept], axis=-1), dropout_seed=seed_ul,
+                                        **gated)
+
+                u, ul = self.checkpointed(down, init)(u, ul, us.pop(), uls.pop())
             if s < len(self.upsample):
                 u_deconv, ul_deconv = self.upsample[s]
                 u, ul = u_deconv(u, init=init), ul_deconv(ul, init=init)

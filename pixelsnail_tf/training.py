@@ -1,7 +1,7 @@
 """Training with the original's recipe: the step (Trainer) and train.py's epoch loop (fit).
 
 The step, on a tf.distribute strategy: data-dependent init, then per step summed-nats loss, gradients
-summed over replicas, Polyak average, the original Adam. Order within a step (fixed here; the
+summed over replicas (over workers: averaged, as the original), Polyak average, the original Adam. Order within a step (fixed here; the
 original left the EMA and Adam updates unordered in its train.py, and its reference data was
 made this way):
   1. loss and gradients at the current weights (dropout on), per replica, summed over replicas
@@ -56,10 +56,16 @@ class TrainConfig:
     batch_size: int = 8  # per replica and micro-batch, as the original's per-GPU batch
     init_batch_size: int = 8
     accum_steps: int = 1  # micro-batches per optimizer step (gradient accumulation)
+    # Across the workers of a multi-worker run (TF_CONFIG): "mean", as the original (each MPI process
+    # summed over its GPUs, then the processes averaged), or "sum" over every replica. The scale of
+    # the gradients matters through Adam's epsilon.
+    worker_gradients: str = "mean"
 
     def __post_init__(self):
         if self.accum_steps < 1:
             raise ValueError(f"accum_steps must be >= 1, got {self.accum_steps}")
+        if self.worker_gradients not in ("mean", "sum"):
+            raise ValueError(f"worker_gradients must be mean or sum, got {self.worker_gradients!r}")
 
     def images_per_step(self, replicas):
         """Images of one optimizer step over all replicas and micro-batches (the global batch)."""
@@ -76,8 +82,8 @@ class Trainer:
     def __init__(self, model_config, train_config, strategy=None, seed=0, **model_options):
         """model_options: build_model's: `dtype` ("mixed_bfloat16" or "mixed_float16": bfloat16 or
         float16 compute, float32 weights, loss, gradients, Adam and averages; float16 with a dynamic
-        loss scale, `loss_scale`), `kernels`, `allow_tf32`. Dropout masks are a function of (seed,
-        step, replica): a resumed run draws those of an uninterrupted one."""
+        loss scale, `loss_scale`), `kernels`, `allow_tf32`, `recompute`. Dropout masks are a function
+        of (seed, step, replica): a resumed run draws those of an uninterrupted one."""
         self.config = train_config
         self.seed = seed
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -87,6 +93,7 @@ class Trainer:
             self.ema = PolyakAverage(self.model, train_config.polyak_decay)
             self.optimizer = original_adam(self.model)
             self.loss_scale = (DynamicLossScale() if self.model.compute_dtype == "float16" else None)
+        self.workers = worker_count(self.strategy)
         self._step = tf.function(self._distributed_step)
 
     @property
@@ -148,6 +155,8 @@ class Trainer:
         loss, grads = self.strategy.run(self._replica_loss_and_gradients, (images, labels, step_seed))
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         grads = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in grads]
+        if self.workers > 1 and self.config.worker_gradients == "mean":
+            grads = [g / self.workers for g in grads]
         if self.loss_scale is None:
             self._update(grads, learning_rate)
             return loss
@@ -166,6 +175,15 @@ class Trainer:
         float16 a step with non-finite gradients is skipped: `step` stays where it was."""
         learning_rate = tf.constant(self.config.learning_rate_at(self.step + 1), tf.float32)
         return self._step(images, labels, learning_rate, self._seed(self.step + 1))
+
+
+def worker_count(strategy):
+    """Processes of a multi-worker strategy (chief included); 1 for any other."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(kind, [])) for kind in ("chief", "worker"))
 
 
 def make_strategy(nr_gpu=None):

@@ -114,14 +114,16 @@ MODEL_FLAGS = ["model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_no
 
 @pytest.mark.parametrize("module, own_flags", [
     (evaluate_command, ["checkpoint", "ema", "dataset", "data_dir", "images", "json_out", "heatmap_dir",
-                        "batch_size", "mixed_precision", "kernels"]),
+                        "batch_size", "mixed_precision", "allow_tf32", "kernels"]),
     (sample_command, ["checkpoint", "ema", "num_samples", "batch_size", "seed", "class_label", "image_size",
-                      "out_dir", "original_sampling", "noise_from", "sampler", "mixed_precision", "kernels"]),
+                      "out_dir", "original_sampling", "noise_from", "sampler", "mixed_precision", "allow_tf32",
+                      "kernels"]),
     (export_command, ["checkpoint", "ema", "image_size", "export_dir", "version", "kernels"]),
     (train_command, ["dataset", "data_set", "data_dir", "save_dir", "save_interval", "init_checkpoint",
                      "class_conditional", "learning_rate", "lr_decay", "batch_size", "init_batch_size",
                      "dropout_p", "max_epochs", "nr_gpu", "polyak_decay", "seed", "shuffle", "num_samples",
-                     "preset", "image_size", "mixed_precision", "kernels"]),
+                     "preset", "image_size", "mixed_precision", "allow_tf32", "kernels", "accum_steps",
+                     "recompute", "worker_gradients"]),
     (convert_command, ["tf1_checkpoint", "checkpoint", "to_tf1", "save_dir", "dropout_p"]),
 ])
 def test_every_program_has_its_flags(module, own_flags):
@@ -228,6 +230,14 @@ def test_benchmarks_run_and_end_with_json(script):
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["images_per_sec"] > 0 and result["batch_size"] == 2 and result["params"] > 0
+
+
+def test_gpu_check_says_in_one_line_that_there_is_no_gpu():
+    """benchmarks/gpu_check.sh is for machines with GPUs; elsewhere it stops at once, with one line."""
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""), timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("gpu_check: TensorFlow sees no GPU here")
 
 
 @pytest.mark.parametrize("sampler", ["fast", "naive"])

@@ -184,7 +184,8 @@ def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
 
 @pytest.mark.paths
 def test_two_local_workers_agree_with_the_single_process_run(tmp_path, bundle_data, tiny_reference):
-    """MultiWorkerMirroredStrategy: 2 processes on 127.0.0.1 with TF_CONFIG, 2 images each per step."""
+    """MultiWorkerMirroredStrategy: 2 processes on 127.0.0.1 with TF_CONFIG, 2 images each per step,
+    their gradients summed (--worker_gradients=sum; the default mean: test_training.py)."""
     import json
     import socket
     ports = []
@@ -196,7 +197,7 @@ def test_two_local_workers_agree_with_the_single_process_run(tmp_path, bundle_da
     command = [sys.executable, str(ROOT / "train.py"), "--dataset=npz", f"--data_dir={bundle_data}",
                f"--save_dir={tmp_path / 'run'}", f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}",
                "--max_epochs=1", "--save_interval=1", *BUNDLE_FLAGS[:4], "--batch_size=2",
-               *BUNDLE_FLAGS[5:]]
+               *BUNDLE_FLAGS[5:], "--worker_gradients=sum"]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=dict(ENV, TF_CONFIG=json.dumps({"cluster": cluster,
                                                                     "task": {"type": "worker", "index": i}})))

@@ -2,14 +2,16 @@
 replicas."""
 
 import dataclasses
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY
+from conftest import TINY, small_config
 from pixelsnail_tf import checkpoints
-from pixelsnail_tf.training import TrainConfig, Trainer
+from pixelsnail_tf.model import build_model
+from pixelsnail_tf.training import TrainConfig, Trainer, worker_count
 
 pytestmark = pytest.mark.paths
 
@@ -110,12 +112,13 @@ def load_state(trainer, entries, reference, suffix):
     trainer.optimizer.t.assign(float(reference[f"adam_t_{suffix}"]))
 
 
-def test_steps_reproduce_the_original(bundle):
+@pytest.mark.parametrize("recompute", [False, True])
+def test_steps_reproduce_the_original(bundle, recompute):
     """Each step from the original's state before it: step 1 from the init, steps 2 and 3 from the
     original's state after step 1. (Run on from our own step 1, the few updates that ATOL allows to
     flip feed pxpp's later gradients: 13% of its weights then end more than 1e-6 away.)"""
     reference = bundle.reference
-    trainer = Trainer(bundle.config, bundle_train_config(reference))
+    trainer = Trainer(bundle.config, bundle_train_config(reference), recompute=recompute)
     entries = start_from_bundle(trainer, bundle.directory)
     losses = [float(trainer.train_step(reference["x_train_u8"][0]).numpy())]
     assert_state(trainer, entries, reference, "step1")
@@ -125,6 +128,48 @@ def test_steps_reproduce_the_original(bundle):
     np.testing.assert_allclose(losses, reference["train_loss"], rtol=1e-6)
     assert trainer.step == 3 and float(trainer.optimizer.t.numpy()) == float(reference["adam_t_final"])
     assert_state(trainer, entries, reference, "final")
+
+
+@pytest.mark.parametrize("model", ["h12_noup_smallkey", "model", "pxpp"])
+def test_recomputed_gradients_equal_the_plain_ones(model):
+    """With recompute, the backward pass computes each unit again (its layers are called twice while
+    the gradient is traced) and gets the same gradients, dropout included: its masks come from seeds
+    drawn outside the unit. In float64 (reference kernels), so that both are exact to ~1e-7 (the
+    attention softmax and the head stay float32) and any real difference would show; the loss is a
+    fixed linear function of the mixture parameters (the likelihood's own gradient is ill-conditioned:
+    GRADIENT_RTOL, which test_steps_reproduce_the_original covers with recompute)."""
+    config = small_config(model, dropout_p=0.5)
+    x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)), tf.float32)
+    upstream = tf.constant(np.random.default_rng(1).normal(size=(2, 8, 8, 10 * config.nr_logistic_mix)),
+                           tf.float32)
+    plain = build_model(config, kernels="reference", dtype="float64")
+    plain.initialize(x, dropout_seed=tf.constant([3, 0], tf.int64))
+    gradients, calls = [], []
+    for recompute in (False, True):
+        model = plain if not recompute else build_model(config, kernels="reference", dtype="float64",
+                                                        recompute=True)
+        if recompute:
+            model.build(None)
+            for w, value in zip(model.weights, plain.weights):
+                w.assign(value)
+        first_layer = (model.up[0][0][1] if model.architecture == "pixelcnn_pp"
+                       else model.ul_resnets[0][0])
+        traced = []
+        original_call = first_layer.call
+        first_layer.call = lambda *a, **k: traced.append(1) or original_call(*a, **k)
+
+        @tf.function
+        def grads(x, model=model):
+            with tf.GradientTape() as tape:
+                params = model(x, training=True, dropout_seed=tf.constant([3, 1], tf.int64))
+                loss = tf.reduce_sum(params * upstream)
+            return tape.gradient(loss, model.trainable_weights)
+
+        gradients.append([g.numpy() for g in grads(x)])
+        calls.append(len(traced))
+    assert calls == [1, 2]
+    for a, b in zip(*gradients):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
 
 
 def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_reference):
@@ -161,6 +206,37 @@ def test_accumulated_micro_batches_equal_one_batch(tiny_config, tiny_reference, 
     np.testing.assert_allclose(losses, tiny_reference["train_loss"], rtol=1e-6)
     assert trainer.step == 3
     assert_state(trainer, entries, tiny_reference, "final")
+
+
+def test_workers_average_their_gradients_as_the_original(tiny_config, tiny_reference):
+    """With several workers (the original's MPI processes) the summed gradients are divided by their
+    number: after the first step Adam's first moment, 0.05 g, is half the original's single-process
+    one with 2 workers; with worker_gradients="sum" it is the original's."""
+    for semantics, share in (("mean", 0.5), ("sum", 1.0)):
+        trainer = Trainer(tiny_config, dataclasses.replace(bundle_train_config(tiny_reference),
+                                                           worker_gradients=semantics))
+        assert trainer.workers == 1
+        trainer.workers = 2  # as worker_count gives for a TF_CONFIG cluster of two
+        entries = start_from_bundle(trainer)
+        trainer.train_step(tiny_reference["x_train_u8"][0])
+        names = {id(e.variable): e.name for e in entries}
+        for w in trainer.model.trainable_weights:
+            expected = share * tiny_reference[f"adam_mom1_step1/{names[id(w)]}"]
+            actual = trainer.optimizer.first_moment[w.path.split("/", 1)[1]].numpy()
+            np.testing.assert_allclose(actual, expected, rtol=0,
+                                       atol=MOMENT_RTOL * np.abs(expected).max() + 1e-12)
+
+
+def test_worker_count_from_the_cluster():
+    def strategy(cluster, task_type="worker"):
+        resolver = types.SimpleNamespace(task_type=task_type,
+                                         cluster_spec=lambda: tf.train.ClusterSpec(cluster))
+        return types.SimpleNamespace(cluster_resolver=resolver)
+
+    assert worker_count(strategy({"worker": ["a:1", "b:1"]})) == 2
+    assert worker_count(strategy({"chief": ["c:1"], "worker": ["a:1", "b:1"], "ps": ["p:1"]})) == 3
+    assert worker_count(strategy({}, task_type=None)) == 1
+    assert worker_count(tf.distribute.get_strategy()) == 1
 
 
 def test_dropout_masks_follow_seed_step_and_replica(tiny_config, tiny_reference):

@@ -32,7 +32,7 @@ RANGES = [("learning_rate", lambda v: v > 0, "> 0"),
 # agree with the record (the model, the data and its order, the batch).
 MAY_CHANGE_ON_RESUME = {"max_epochs", "save_interval", "num_samples", "learning_rate", "lr_decay",
                         "polyak_decay", "nr_gpu", "accum_steps", "data_dir", "kernels", "mixed_precision",
-                        "allow_tf32"}
+                        "allow_tf32", "recompute"}
 
 
 def define_flags(fv):
@@ -61,6 +61,10 @@ def define_flags(fv):
                          "whose gradients add up to one optimizer step (gradient accumulation: the "
                          "update of a K times larger batch, in the memory of one micro-batch)",
                          lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("worker_gradients", d.worker_gradients, ["mean", "sum"], "with TF_CONFIG (several "
+                      "machines): the gradients of the workers averaged, as the original's MPI processes "
+                      "(each summing over its own GPUs), or summed over every replica as on one machine",
+                      flag_values=fv)
     flags.DEFINE_integer("init_batch_size", d.init_batch_size, "images of the data-dependent init",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_float("dropout_p", 0.5, "dropout probability in every gated residual layer", flag_values=fv)
@@ -82,6 +86,10 @@ def define_flags(fv):
     cli.define_model_flags(fv)
     cli.define_precision_flag(fv)
     cli.define_kernels_flag(fv)
+    flags.DEFINE_bool("recompute", False, "keep only each attention block's input (PixelCNN++: each "
+                      "gated layer pair's) for the backward pass and compute the rest again there: the "
+                      "same gradients in less memory, for about a third more compute (README, Speed)",
+                      flag_values=fv)
     for name, accept, wanted in RANGES:
         flags.register_validator(name, lambda v, accept=accept: math.isfinite(v) and accept(v),
                                  message=f"--{name} must be a finite number {wanted}", flag_values=fv)
@@ -163,7 +171,7 @@ def main(values):
         train_config = TrainConfig(
             learning_rate=values.learning_rate, lr_decay=values.lr_decay, polyak_decay=values.polyak_decay,
             batch_size=values.batch_size, init_batch_size=values.init_batch_size,
-            accum_steps=values.accum_steps)
+            accum_steps=values.accum_steps, worker_gradients=values.worker_gradients)
         run = RunConfig(save_dir=save_dir, max_epochs=values.max_epochs,
                         save_interval=values.save_interval, num_samples=values.num_samples,
                         shuffle=values.shuffle, seed=values.seed, init_checkpoint=values.init_checkpoint,
@@ -175,7 +183,7 @@ def main(values):
         if train_images.shape[1] * train_images.shape[2] < 2:
             raise ValueError("1x1 images cannot be trained on: no pixel has another to be predicted "
                              "from, and the data-dependent init would divide by their zero spread")
-        trainer = Trainer(model_config, train_config, strategy, seed=values.seed,
+        trainer = Trainer(model_config, train_config, strategy, seed=values.seed, recompute=values.recompute,
                           **cli.model_options(values.flag_values_dict()))
         fit(trainer, (train_images, train_labels), (test_images, test_labels), run)
     except NonFiniteLoss as error:
