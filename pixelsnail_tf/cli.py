@@ -45,7 +45,7 @@ HELP_GROUPS = {
                  "max_epochs", "seed", "init_checkpoint"),
     "checkpoints and outputs": ("checkpoint", "tf1_checkpoint", "to_tf1", "ema", "save_dir",
                                 "save_interval", "num_samples", "sampler", "class_label",
-                                "original_sampling", "out_dir", "json_out", "export_dir", "version"),
+                                "original_sampling", "out_dir", "json_out", "export_dir", "format", "version"),
     "compute": ("mixed_precision", "allow_tf32", "kernels", "recompute", "nr_gpu", "worker_gradients"),
 }
 

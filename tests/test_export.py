@@ -167,3 +167,37 @@ def test_default_export_needs_no_xla(exported, tmp_path):
                           "--kernels=fast"], capture_output=True, text=True, env=ENV, timeout=300)
     assert run.returncode == 0, run.stderr
     assert any("transform_output" in name for name in xla_compiled_functions(tmp_path / "1"))
+
+
+# Loads the .keras file in a process that imports only keras and the package's model module.
+KERAS_PROCESS = """
+import json, sys
+import numpy as np
+import keras
+import pixelsnail_tf.model  # registers the model classes with Keras
+model = keras.saving.load_model(sys.argv[1])
+print(json.dumps({"ll": model.log_prob(np.load(sys.argv[2])).numpy().tolist(), "kernels": model.kernels}))
+"""
+
+
+def test_keras_file_loads_in_a_fresh_process(tmp_path, tiny_config, tiny_reference):
+    """export.py --format=keras: the averaged weights as the model's own; keras.saving.load_model gives
+    the package's log-likelihoods."""
+    run = subprocess.run([sys.executable, str(ROOT / "export.py"), f"--checkpoint={TINY / 'trained'}",
+                          *TINY_FLAGS, f"--export_dir={tmp_path}", "--format=keras"],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert run.returncode == 0, run.stderr
+    path = tmp_path / "1" / "model.keras"
+    assert run.stdout.strip().endswith(f"(EMA weights, any image size) to {path}")
+    np.save(tmp_path / "x.npy", tiny_reference["x_test_u8"])
+    loaded = subprocess.run([sys.executable, "-c", KERAS_PROCESS, str(path), str(tmp_path / "x.npy")],
+                            capture_output=True, text=True, env=ENV, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    result = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert result["kernels"] == "reference"  # export's default: no XLA needed where it is loaded
+    expected = trained_tiny_model(tiny_config, kernels="reference").log_prob(tiny_reference["x_test_u8"])
+    np.testing.assert_allclose(result["ll"], expected.numpy(), rtol=1e-6)
+    again = subprocess.run([sys.executable, str(ROOT / "export.py"), f"--checkpoint={TINY / 'trained'}",
+                            *TINY_FLAGS, f"--export_dir={tmp_path}", "--format=keras"],
+                           capture_output=True, text=True, env=ENV, timeout=300)
+    assert again.returncode == 1 and again.stderr.strip().endswith("exists already; choose another --version")

@@ -1,10 +1,14 @@
-"""Export a PixelSNAIL checkpoint (ours or an original TF1 one) as a SavedModel for TF Serving.
+"""Export a PixelSNAIL checkpoint (ours or an original TF1 one) as a SavedModel for TF Serving, or as a
+Keras model file.
 
   pixelsnail-export --checkpoint=checkpoints/cifar --export_dir=serving/pixelsnail --version=1
+  pixelsnail-export --checkpoint=checkpoints/cifar --export_dir=keras_models --format=keras
 
 Writes <export_dir>/<version>/ (saved_model.pb, variables/), the layout TF Serving loads, with the
 Polyak-averaged weights by default. Signatures: serving_default (uint8 images -> log_likelihood,
-bits_per_dim) and sample (num_samples, seed[, class_label] -> uint8 images).
+bits_per_dim, per_pixel_bits) and sample (num_samples, seed[, class_label] -> uint8 images).
+--format=keras writes <export_dir>/<version>/model.keras instead: the model with those weights as its
+own, for keras.saving.load_model after `import pixelsnail_tf.model` (which registers its classes).
 """
 
 import os
@@ -14,6 +18,8 @@ from absl import flags
 
 from pixelsnail_tf import cli
 from pixelsnail_tf.serving import export_saved_model
+
+KERAS_FILE = "model.keras"
 
 
 def define_flags(fv):
@@ -25,6 +31,8 @@ def define_flags(fv):
                         "default: the size the run in the checkpoint's folder was trained at, else 32,32",
                         flag_values=fv)
     flags.DEFINE_string("export_dir", None, "model base path of TF Serving", required=True, flag_values=fv)
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "keras"], "saved_model: for TF Serving; "
+                      "keras: a .keras file (model.keras) for keras.saving.load_model", flag_values=fv)
     flags.DEFINE_integer("version", 1, "version folder under --export_dir (must not exist yet; TF Serving "
                          "loads the highest)", lower_bound=0, flag_values=fv)
     cli.define_model_flags(fv)
@@ -44,12 +52,19 @@ def main(values):
             cli.image_size(values.image_size)  # checked before the model loads
         model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
                                              cli.explicit_model_flags(values), use_ema=values.ema)
-        height, width = cli.image_size_for(values, prefix)
-        export_saved_model(model, path, height, width)
+        if values.format == "keras":
+            os.makedirs(path)
+            path = os.path.join(path, KERAS_FILE)
+            model.save(path)
+            shape = "any image size"
+        else:
+            height, width = cli.image_size_for(values, prefix)
+            export_saved_model(model, path, height, width)
+            shape = f"{height}x{width}"
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         cli.fail(error)
     print(f"exported {kind} checkpoint {prefix} ({'EMA' if values.ema else 'raw'} weights, "
-          f"{height}x{width}) to {path}")
+          f"{shape}) to {path}")
 
 
 def run():
