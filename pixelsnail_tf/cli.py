@@ -39,7 +39,7 @@ def run_program(module):
 # --help lists a program's flags in these groups, in this order.
 HELP_GROUPS = {
     "data": ("dataset", "data_set", "data_dir", "images", "image_size", "class_conditional", "shuffle",
-             "noise_from"),
+             "noise_from", "complete", "given_rows", "given_mask"),
     "model": MODEL_FLAGS + ("preset", "dropout_p"),
     "training": ("learning_rate", "lr_decay", "batch_size", "accum_steps", "init_batch_size", "polyak_decay",
                  "max_epochs", "seed", "init_checkpoint"),

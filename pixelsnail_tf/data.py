@@ -264,10 +264,16 @@ def train_batches(images, labels, global_batch, epoch, seed, shuffle=True, skip=
     return dataset.skip(skip).map(gather).prefetch(tf.data.AUTOTUNE)
 
 
-def load_images_npy(path):
-    """uint8 [N,H,W,3] images from a .npy file, checked."""
+def load_array_npy(path, description):
+    """The array of a .npy file (`description`: what it should hold, for the error lines)."""
     if not os.path.exists(path):
         raise DataNotFoundError(f"no such file: {path}")
-    with _opened(path, np.ndarray, "a .npy file of uint8 images [N,H,W,3]") as images:
-        _check_images(images, path)
-        return images
+    with _opened(path, np.ndarray, f"a .npy file of {description}") as array:
+        return array
+
+
+def load_images_npy(path):
+    """uint8 [N,H,W,3] images from a .npy file, checked."""
+    images = load_array_npy(path, "uint8 images [N,H,W,3]")
+    _check_images(images, path)
+    return images

@@ -83,14 +83,14 @@ def check_labels(labels, batch, num_classes):
     return tf.cast(labels, tf.int32)
 
 
-def image_grid(images, border=1):
+def image_grid(images, border=1, columns=None):
     """uint8 [N,H,W,3] -> one uint8 [rows*(H+b)+b, cols*(W+b)+b, 3] image, white borders, true colours.
 
-    ceil(sqrt(N)) columns; unused cells stay white.
+    `columns` columns (default ceil(sqrt(N))); unused cells stay white.
     """
     images = np.asarray(images)
     count, height, width = images.shape[:3]
-    cols = max(1, int(np.ceil(np.sqrt(count))))
+    cols = columns or max(1, int(np.ceil(np.sqrt(count))))
     rows = max(1, -(-count // cols))
     grid = np.full((rows * (height + border) + border, cols * (width + border) + border, 3), 255,
                    np.uint8)
@@ -108,10 +108,10 @@ def enlarged(grid, min_width=256):
     return np.repeat(np.repeat(np.asarray(grid), factor, axis=0), factor, axis=1)
 
 
-def write_grid_pngs(folder, images):
+def write_grid_pngs(folder, images, columns=None):
     """<folder>/samples.png (the grid, enlarged) and samples_1x.png (one pixel per pixel); returns the
     unscaled grid."""
-    grid = image_grid(images)
+    grid = image_grid(images, columns=columns)
     tf.io.write_file(os.path.join(folder, "samples.png"), tf.io.encode_png(enlarged(grid)))
     tf.io.write_file(os.path.join(folder, "samples_1x.png"), tf.io.encode_png(grid))
     return grid

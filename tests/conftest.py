@@ -67,6 +67,20 @@ def trained_tiny_model(config, use_ema=True, directory=TINY, **model_options):
     return model
 
 
+def initialized_model(config, height, width, seed=0):
+    """A model of `config` after a seeded data-dependent init on random images (labels if conditional)."""
+    import keras
+    from pixelsnail_tf.model import build_model
+    keras.utils.set_random_seed(seed)  # the same weights in every run: a failure can be reproduced
+    model = build_model(config)
+    labels = np.arange(3) % config.num_classes if config.num_classes else None
+    if config.model == "pxpp":  # its H/4 level must have more than one cell: the first sees no input,
+        height, width = max(height, 8), max(width, 8)  # and the init would divide by a zero spread
+    images = np.random.default_rng(seed).uniform(-1, 1, (3, height, width, 3)).astype(np.float32)
+    model.initialize(images, labels)
+    return model
+
+
 def small_config(model="h12_noup_smallkey", **changes):
     """A few-thousand-parameter config of any variant, for fast structural tests (2 attention blocks
     where the variant has attention)."""

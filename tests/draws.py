@@ -18,6 +18,8 @@ If delta were spread evenly over a level, a flip would happen in at most EPSILON
 sub-pixel draws (0.64%); `assert_same_draws` returns the counts so that tests can measure the rate.
 """
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -72,3 +74,40 @@ def assert_same_draws(model, fast, naive, u_mix, u_logistic, labels=None):
             f"{fast[i, r, c]} vs {naive[i, r, c]}, but its draw is {distances[changed].max():.3g} from the "
             f"nearest level boundary and {gap:.3g} from a component tie (a rounding flip needs < {EPSILON})")
     return flips, draws
+
+
+def red_level_probabilities(params, mixtures):
+    """The probability of each of the 256 levels of a pixel's red value under its mixture parameters
+    [10M] (float64, computed independently of the package: the red channel depends on no other)."""
+    params = np.asarray(params, np.float64)
+    m = mixtures
+    logits, means, log_scales = params[:m], params[m:2 * m], np.maximum(params[2 * m:3 * m], -7)
+    weights = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    x = np.arange(256) * 2 / 255 - 1
+    cdf = lambda v: 1 / (1 + np.exp(-(v[:, None] - means) / np.exp(log_scales)))  # noqa: E731
+    upper = np.where(x[:, None] > 0.999, 1.0, cdf(x + 1 / 255))
+    lower = np.where(x[:, None] < -0.999, 0.0, cdf(x - 1 / 255))
+    probs = ((upper - lower) * weights).sum(axis=1)
+    assert abs(probs.sum() - 1) < 1e-9
+    return probs
+
+
+def assert_levels_follow(levels, probs):
+    """Chi-square test (99.9%) that drawn 8-bit levels [n] follow `probs` [256]; neighbouring levels are
+    merged until each group expects at least 20 draws."""
+    n = len(levels)
+    counts = np.bincount(np.asarray(levels, int), minlength=256)
+    observed, expected, o, e = [], [], 0.0, 0.0
+    for k in range(256):
+        o, e = o + counts[k], e + n * probs[k]
+        if e >= 20:
+            observed.append(o), expected.append(e)
+            o = e = 0.0
+    observed[-1] += o
+    expected[-1] += e
+    observed, expected = np.array(observed), np.array(expected)
+    dof = len(observed) - 1
+    assert dof >= 8
+    chi2 = ((observed - expected) ** 2 / expected).sum()
+    z = 3.09  # 99.9% quantile, Wilson-Hilferty approximation of the chi-square quantile
+    assert chi2 < dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3

@@ -2,32 +2,19 @@
 
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPORT, small_config, trained_tiny_model
+from conftest import REPORT, initialized_model, small_config, trained_tiny_model
 from draws import EPSILON, FLIP_RATE_BOUND, assert_same_draws
 from pixelsnail_tf.sampling import CachedSampler, sample_cached
 from pixelsnail_tf.config import VARIANTS
 from pixelsnail_tf.images import float_to_uint8
 from pixelsnail_tf.logistic_mixture import unpack_parameters
-from pixelsnail_tf.model import build_model
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 
 pytestmark = pytest.mark.paths
-
-
-def initialized(config, height, width, seed=0):
-    keras.utils.set_random_seed(seed)  # the same weights in every run: a failure can be reproduced
-    model = build_model(config)
-    labels = np.arange(3) % config.num_classes if config.num_classes else None
-    if config.model == "pxpp":  # its H/4 level must have more than one cell: the first sees no input,
-        height, width = max(height, 8), max(width, 8)  # and the init would divide by a zero spread
-    images = np.random.default_rng(seed).uniform(-1, 1, (3, height, width, 3)).astype(np.float32)
-    model.initialize(images, labels)
-    return model
 
 
 # Weights and noise are seeded (a failure can be reproduced); PIXELSNAIL_TEST_SEED=k draws other ones,
@@ -58,7 +45,7 @@ def flip_tally():
 def test_draws_what_the_naive_sampler_draws(variant, size, num_classes, flip_tally):
     config = small_config(model=variant, nr_resnet=2, num_classes=num_classes)
     seed = SEED * len(CASES) + CASES.index((variant, size, num_classes))
-    model = initialized(config, *size, seed=seed)
+    model = initialized_model(config, *size, seed=seed)
     u_mix, u_logistic = draw_noise(IMAGES, *size, config.nr_logistic_mix, seed=100 + seed)
     labels = tf.constant(np.arange(IMAGES) % num_classes) if num_classes else None
     naive = NaiveSampler(model)(u_mix, u_logistic, labels).numpy()
@@ -81,7 +68,7 @@ def test_draws_what_the_naive_sampler_draws(variant, size, num_classes, flip_tal
 def test_a_difference_is_accepted_only_at_a_decision_boundary():
     """assert_same_draws fails on a changed level away from a boundary and accepts one at a boundary."""
     config = small_config()
-    model = initialized(config, 2, 2, seed=1)
+    model = initialized_model(config, 2, 2, seed=1)
     u_mix, u_logistic = (t.numpy() for t in draw_noise(1, 2, 2, config.nr_logistic_mix, seed=5))
     naive = float_to_uint8(NaiveSampler(model)(u_mix, u_logistic)).numpy()
     changed = naive.copy()
@@ -116,7 +103,7 @@ def test_replays_the_original_samples(tiny_config, tiny_reference):
 def test_one_graph_version_equals_the_row_by_row_calls():
     """sample_cached (a while loop over the rows, as in the exported `sample` signature)."""
     config = small_config(model="model", num_classes=2)
-    model = initialized(config, 3, 4)
+    model = initialized_model(config, 3, 4)
     u_mix, u_logistic = draw_noise(2, 3, 4, config.nr_logistic_mix, seed=3)
     labels = tf.constant([1, 0])
     # the same ops on the same shapes in the same order, only the loop around them differs: identical
@@ -127,7 +114,7 @@ def test_one_graph_version_equals_the_row_by_row_calls():
 def test_follows_the_weights():
     """Weights are read when a row is drawn: changing them changes the next samples."""
     config = small_config()
-    model = initialized(config, 3, 3)
+    model = initialized_model(config, 3, 3)
     u_mix, u_logistic = draw_noise(2, 3, 3, config.nr_logistic_mix, seed=4)
     sampler = CachedSampler(model)
     before = sampler(u_mix, u_logistic).numpy()

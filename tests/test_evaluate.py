@@ -117,7 +117,7 @@ MODEL_FLAGS = ["model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_no
                         "batch_size", "mixed_precision", "allow_tf32", "kernels"]),
     (sample_command, ["checkpoint", "ema", "num_samples", "batch_size", "seed", "class_label", "image_size",
                       "out_dir", "original_sampling", "noise_from", "sampler", "mixed_precision", "allow_tf32",
-                      "kernels"]),
+                      "kernels", "complete", "given_rows", "given_mask"]),
     (export_command, ["checkpoint", "ema", "image_size", "export_dir", "format", "version", "kernels"]),
     (train_command, ["dataset", "data_set", "data_dir", "save_dir", "save_interval", "init_checkpoint",
                      "class_conditional", "learning_rate", "lr_decay", "batch_size", "init_batch_size",

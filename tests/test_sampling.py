@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from commands import invoke
 from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
-from draws import EPSILON, assert_same_draws
+from draws import EPSILON, assert_levels_follow, assert_same_draws, red_level_probabilities
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import CachedSampler
@@ -66,34 +66,10 @@ def test_first_pixel_follows_the_model_distribution():
     """Chi-square test of the red value of pixel (0,0) against the mixture the network outputs."""
     model = PixelSNAIL(small_config(nr_logistic_mix=3))
     model.initialize(np.random.default_rng(6).uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32))
-    params = model(np.zeros((1, 1, 1, 3), np.float32)).numpy()[0, 0, 0].astype(np.float64)
-    logits, means, log_scales = params[:3], params[3:6], np.maximum(params[6:9], -7)
-    weights = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    x = np.arange(256) * 2 / 255 - 1
-    cdf = lambda v: 1 / (1 + np.exp(-(v[:, None] - means) / np.exp(log_scales)))  # noqa: E731
-    upper = np.where(x[:, None] > 0.999, 1.0, cdf(x + 1 / 255))
-    lower = np.where(x[:, None] < -0.999, 0.0, cdf(x - 1 / 255))
-    probs = ((upper - lower) * weights).sum(axis=1)
-    assert abs(probs.sum() - 1) < 1e-9
-    n = 4000
-    u_mix, u_logistic = draw_noise(n, 1, 1, 3, seed=2024)
+    params = model(np.zeros((1, 1, 1, 3), np.float32)).numpy()[0, 0, 0]
+    u_mix, u_logistic = draw_noise(4000, 1, 1, 3, seed=2024)
     red = NaiveSampler(model)(u_mix, u_logistic).numpy()[:, 0, 0, 0]
-    counts = np.bincount(np.round(red * 127.5 + 127.5).astype(int), minlength=256)
-    observed, expected = [], []
-    o = e = 0.0
-    for k in range(256):  # merge neighbouring levels until each group expects >= 20 draws
-        o, e = o + counts[k], e + n * probs[k]
-        if e >= 20:
-            observed.append(o), expected.append(e)
-            o = e = 0.0
-    observed[-1] += o
-    expected[-1] += e
-    observed, expected = np.array(observed), np.array(expected)
-    dof = len(observed) - 1
-    assert dof >= 8
-    chi2 = ((observed - expected) ** 2 / expected).sum()
-    z = 3.09  # 99.9% quantile, Wilson-Hilferty approximation of the chi-square quantile
-    assert chi2 < dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
+    assert_levels_follow(np.round(red * 127.5 + 127.5), red_level_probabilities(params, 3))
 
 
 def sample_cli(*args):
@@ -132,6 +108,49 @@ def test_sample_py(tmp_path, tiny_reference, tiny_config):
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == (
         "error: --class_label given, but the model is not class-conditional")
+
+
+def test_sample_py_completes_images(tmp_path, tiny_reference):
+    images = tiny_reference["x_test_u8"][:3]
+    np.save(tmp_path / "x.npy", images)
+    common = [f"--checkpoint={TINY / 'trained'}", *TINY_FLAGS, f"--complete={tmp_path / 'x.npy'}",
+              "--num_samples=2", "--seed=3"]
+    run = sample_cli(*common, "--given_rows=4", f"--out_dir={tmp_path / 'rows'}")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1].startswith("wrote 2 completions of each of 3 images")
+    out = np.load(tmp_path / "rows" / "samples.npy")
+    assert out.shape == (3, 2, 8, 8, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:, :, :4], np.broadcast_to(images[:, None, :4], (3, 2, 4, 8, 3)))
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "rows" / "samples_1x.png"))).numpy()
+    assert png.shape == (1 + 3 * 9, 1 + 4 * 9, 3)  # per image: the image, its given part, 2 completions
+    np.testing.assert_array_equal(png[10:18, 1:9], images[1])
+    np.testing.assert_array_equal(png[10:14, 10:18], images[1, :4])
+    assert (png[14:18, 10:18] == 128).all()  # not given: grey
+    np.testing.assert_array_equal(png[10:18, 28:36], out[1, 1])
+    mask = np.zeros((3, 8, 8), bool)
+    mask[:, :4] = True
+    np.save(tmp_path / "mask.npy", mask)
+    run = sample_cli(*common, f"--given_mask={tmp_path / 'mask.npy'}", "--batch_size=4",
+                     f"--out_dir={tmp_path / 'mask'}")
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "mask" / "samples.npy"), out)
+    mask[2, 7, 7] = True
+    np.save(tmp_path / "holes.npy", mask)
+    for args, message in (
+            ([], "error: --complete needs --given_rows or --given_mask"),
+            (["--given_rows=9"], "error: --given_rows=9, but the images have 8 rows"),
+            (["--given_rows=2", f"--given_mask={tmp_path / 'mask.npy'}"],
+             "error: give --given_rows or --given_mask, not both"),
+            ([f"--given_mask={tmp_path / 'holes.npy'}"],
+             "error: the given mask of image 2 is not a prefix in raster order (all given pixels must come "
+             "before every drawn one, row by row)"),
+            ([f"--given_mask={tmp_path / 'x.npy'}"],
+             "error: --given_mask must be bool [3,8,8] like the images, got uint8 [3, 8, 8, 3]")):
+        run = sample_cli(*common, *args, f"--out_dir={tmp_path / 'bad'}")
+        assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == message
+    run = sample_cli(f"--checkpoint={TINY / 'trained'}", *TINY_FLAGS, "--given_rows=2",
+                     f"--out_dir={tmp_path / 'bad'}")
+    assert run.stderr.strip().splitlines()[-1] == "error: --given_rows and --given_mask go with --complete=FILE.npy"
 
 
 @pytest.mark.bfloat16

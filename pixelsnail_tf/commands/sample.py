@@ -1,10 +1,14 @@
-"""Draw images from a PixelSNAIL checkpoint (pixelsnail_tf's own or an original TF1 one).
+"""Draw images from a PixelSNAIL checkpoint (pixelsnail_tf's own or an original TF1 one), or complete
+partly given ones.
 
   pixelsnail-sample --checkpoint=checkpoints/cifar --num_samples=16 --out_dir=samples
+  pixelsnail-sample --checkpoint=checkpoints/cifar --complete=test.npy --given_rows=16 --num_samples=4
 
 Writes <out_dir>/samples.png (a grid, true colours, enlarged to at least 256 pixels wide),
 samples_1x.png (the grid at one pixel per pixel) and samples.npy (uint8 [N,H,W,3]);
 with --original_sampling also samples_float.npy (float32 in [-1, 1], the values fed back).
+With --complete: samples.npy holds the completions, uint8 [N, num_samples, H, W, 3], and the grid has
+a row per image: the image, its given part (the rest grey), its completions.
 """
 
 import os
@@ -17,7 +21,7 @@ from absl import flags
 
 from pixelsnail_tf import cli, data
 from pixelsnail_tf.images import float_to_uint8, write_grid_pngs
-from pixelsnail_tf.sampling import SAMPLERS, draw_noise
+from pixelsnail_tf.sampling import SAMPLERS, complete, draw_noise, prefix_lengths
 
 
 def define_flags(fv):
@@ -28,7 +32,8 @@ def define_flags(fv):
                       "images)", flag_values=fv)
     flags.DEFINE_bool("ema", True, "sample with the Polyak-averaged (EMA) weights; --noema: raw weights",
                       flag_values=fv)
-    flags.DEFINE_integer("num_samples", 16, "images to draw", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("num_samples", 16, "images to draw (with --complete: completions of each image)",
+                         lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("batch_size", 16, "images drawn together (the result does not depend on it)",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("seed", 0, "same seed, same images (on the same machine): stateless noise",
@@ -42,6 +47,13 @@ def define_flags(fv):
     flags.DEFINE_bool("original_sampling", False, "feed back the continuous sampled values as the original "
                       "(default: round each pixel to its 8-bit level first); also writes samples_float.npy",
                       flag_values=fv)
+    flags.DEFINE_string("complete", None, "complete these images instead (.npy, uint8 [N,H,W,3]): "
+                        "--num_samples completions of each, keeping --given_rows or --given_mask",
+                        flag_values=fv)
+    flags.DEFINE_integer("given_rows", None, "with --complete: the first this many rows are given",
+                         lower_bound=0, flag_values=fv)
+    flags.DEFINE_string("given_mask", None, "with --complete: .npy bool [N,H,W], True where a pixel is "
+                        "given; each image's given pixels must come first in raster order", flag_values=fv)
     flags.DEFINE_string("noise_from", None, "replay recorded noise: .npz with u_mix [S,H,W,M] and "
                         "u_logistic [S,H,W,3] (sets the number and size of the images)", flag_values=fv)
     cli.define_model_flags(fv)
@@ -78,7 +90,61 @@ def labels_for(values, count, num_classes):
     return np.full(count, values.class_label)
 
 
+def completion_inputs(values):
+    """(images, given pixel counts [N]) of --complete with --given_rows or --given_mask, checked."""
+    if values.given_rows is None and values.given_mask is None:
+        raise ValueError("--complete needs --given_rows or --given_mask")
+    if values.given_rows is not None and values.given_mask is not None:
+        raise ValueError("give --given_rows or --given_mask, not both")
+    if values.noise_from or values.original_sampling:
+        raise ValueError("--complete draws its own noise and feeds back 8-bit levels: leave out "
+                         "--noise_from and --original_sampling")
+    images = data.load_images_npy(values.complete)
+    count, height, width = images.shape[:3]
+    if values.given_rows is not None:
+        if values.given_rows > height:
+            raise ValueError(f"--given_rows={values.given_rows}, but the images have {height} rows")
+        return images, np.full(count, values.given_rows * width, np.int32)
+    mask = data.load_array_npy(values.given_mask, "a bool mask [N,H,W]")
+    if mask.shape != images.shape[:3] or mask.dtype != bool:
+        raise ValueError(f"--given_mask must be bool [{count},{height},{width}] like the images, got "
+                         f"{mask.dtype} {list(mask.shape)}")
+    return images, prefix_lengths(mask)
+
+
+def masked(images, counts):
+    """The given part of each image, the rest grey."""
+    flat = images.reshape(len(images), -1, 3).copy()
+    flat[np.arange(flat.shape[1])[None] >= counts[:, None]] = 128
+    return flat.reshape(images.shape)
+
+
+def main_complete(values):
+    try:
+        cli.check_output_folder(values.out_dir, "--out_dir")
+        images, counts = completion_inputs(values)
+        model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
+                                             cli.explicit_model_flags(values), use_ema=values.ema)
+        labels = labels_for(values, len(images), model.config.num_classes)
+        total = len(images) * values.num_samples
+        progress = keras.utils.Progbar(total, unit_name="completion")
+        completions = complete(model, images, given_pixels=counts, num_samples=values.num_samples,
+                               seed=values.seed, sampler=values.sampler, labels=labels,
+                               batch_size=values.batch_size, progress=progress.update)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        cli.fail(error)
+    np.save(os.path.join(values.out_dir, "samples.npy"), completions)
+    rows = np.concatenate([images[:, None], masked(images, counts)[:, None], completions], axis=1)
+    write_grid_pngs(values.out_dir, rows.reshape(-1, *images.shape[1:]), columns=rows.shape[1])
+    print(f"wrote {values.num_samples} completions of each of {len(images)} images to {values.out_dir}/ "
+          f"({'EMA' if values.ema else 'raw'} weights, {kind} checkpoint {prefix})")
+
+
 def main(values):
+    if values.complete:
+        return main_complete(values)
+    if values.given_rows is not None or values.given_mask:
+        cli.fail("--given_rows and --given_mask go with --complete=FILE.npy")
     try:
         cli.check_output_folder(values.out_dir, "--out_dir")
         model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
