@@ -6,8 +6,13 @@ The exported graph needs TensorFlow only (not this package). Signatures:
                    (-log2 of each pixel's likelihood, its three colours together: where it is unlikely)
   sample:          num_samples int32, seed int64 [, class_label int32] -> images uint8 [S, H, W, 3]
                    (the fast sampler: the images sample.py draws with the same seed)
-Inputs of another dtype, rank or channel count, class labels outside [0, num_classes) and
-num_samples outside [0, MAX_SAMPLES] are rejected by the signatures themselves (InvalidArgumentError).
+  complete:        images uint8 [batch, H, W, 3], given_pixels int32 [batch] (each image's first k
+                   pixels in raster order are kept: R given rows are R * W), num_samples int32, seed
+                   int64 [, class_label int32 [batch]] -> completions uint8 [batch, num_samples, H, W, 3]
+                   (the fast sampler: what sampling.complete and sample.py --complete draw)
+Inputs of another dtype, rank or channel count, class labels outside [0, num_classes), given_pixels
+outside [0, H*W], and num_samples outside [0, MAX_SAMPLES] (complete: [1, MAX_SAMPLES / batch]) are
+rejected by the signatures themselves (InvalidArgumentError).
 """
 
 import math
@@ -91,5 +96,44 @@ def export_saved_model(model, path, height, width):
             input_signature=scalar + [tf.TensorSpec([], tf.int32, name="class_label")])
     else:
         sample = tf.function(draw, input_signature=scalar)
-    module.log_likelihood, module.sample = log_likelihood, sample
-    tf.saved_model.save(module, path, signatures={"serving_default": log_likelihood, "sample": sample})
+    def fill(images, given_pixels, num_samples, seed, labels=None):
+        message = f"images must be uint8 [batch, {height}, {width}, 3] and given_pixels [batch]"
+        shape = tf.concat([tf.shape(images), [-1, -1, -1, -1]], axis=0)[:4]
+        valid = tf.logical_and(tf.equal(tf.rank(images), 4),
+                               tf.reduce_all(tf.equal(shape[1:], [height, width, 3])))
+        batch = shape[0]
+        checks = [tf.debugging.Assert(valid, [message, tf.shape(images)]),
+                  tf.debugging.assert_equal(tf.shape(given_pixels)[0], batch, message=message),
+                  tf.debugging.assert_greater_equal(given_pixels, 0, message="given_pixels must be >= 0"),
+                  tf.debugging.assert_less_equal(given_pixels, height * width,
+                                                 message=f"given_pixels must be <= {height * width}"),
+                  tf.debugging.assert_greater_equal(num_samples, 1, message="num_samples must be >= 1"),
+                  tf.debugging.assert_less_equal(batch * num_samples, MAX_SAMPLES, message=(
+                      f"batch x num_samples must be <= {MAX_SAMPLES} per call"))]
+        if labels is not None:
+            checks += _check_labels(labels, num_classes)
+            checks.append(tf.debugging.assert_equal(tf.shape(labels)[0], batch, message=message))
+
+        def completed():
+            with tf.control_dependencies(checks):
+                x = uint8_to_float(tf.reshape(images, [-1, height, width, 3]))
+            u_mix, u_logistic = draw_noise(batch * num_samples, height, width, model.config.nr_logistic_mix,
+                                           seed)
+            given = (tf.repeat(x, num_samples, axis=0), tf.repeat(given_pixels, num_samples))
+            drawn = sample_cached(model, u_mix, u_logistic,
+                                  None if labels is None else tf.repeat(labels, num_samples), given=given)
+            return tf.reshape(float_to_uint8(drawn), [batch, num_samples, height, width, 3])
+
+        empty = lambda: tf.zeros([0, tf.maximum(num_samples, 0), height, width, 3], tf.uint8)  # noqa: E731
+        with tf.control_dependencies(checks):
+            return {"completions": tf.cond(batch > 0, completed, empty)}
+
+    given_specs = [images_spec, tf.TensorSpec([None], tf.int32, name="given_pixels")] + scalar
+    if conditional:
+        complete = tf.function(fill, input_signature=given_specs + [labels_spec])
+    else:
+        complete = tf.function(lambda images, given_pixels, num_samples, seed: fill(
+            images, given_pixels, num_samples, seed), input_signature=given_specs)
+    module.log_likelihood, module.sample, module.complete = log_likelihood, sample, complete
+    tf.saved_model.save(module, path, signatures={"serving_default": log_likelihood, "sample": sample,
+                                                  "complete": complete})

@@ -14,7 +14,7 @@ from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from tolerances import NETWORK_RTOL
 from draws import assert_same_draws
 from pixelsnail_tf.model import PixelSNAIL
-from pixelsnail_tf.sampling import NaiveSampler, draw_noise
+from pixelsnail_tf.sampling import NaiveSampler, complete, draw_noise
 from pixelsnail_tf.serving import MAX_SAMPLES, export_saved_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -33,10 +33,14 @@ import tensorflow as tf
 loaded = tf.saved_model.load(sys.argv[1])
 out = loaded.signatures["serving_default"](images=tf.constant(np.load(sys.argv[2])))
 drawn = loaded.signatures["sample"](num_samples=tf.constant(2), seed=tf.constant(5, tf.int64))
+completed = loaded.signatures["complete"](images=tf.constant(np.load(sys.argv[2])[:2]),
+                                          given_pixels=tf.constant([24, 29]), num_samples=tf.constant(2),
+                                          seed=tf.constant(6, tf.int64))["completions"]
 assert "pixelsnail_tf" not in sys.modules
 print(json.dumps({"ll": out["log_likelihood"].numpy().tolist(), "bpd": out["bits_per_dim"].numpy().tolist(),
                   "per_pixel_bits": out["per_pixel_bits"].numpy().tolist(),
-                  "images": drawn["images"].numpy().tolist(), "dtype": drawn["images"].dtype.name}))
+                  "images": drawn["images"].numpy().tolist(), "dtype": drawn["images"].dtype.name,
+                  "completions": completed.numpy().tolist()}))
 """
 
 
@@ -76,6 +80,16 @@ def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny
     u_mix, u_logistic = draw_noise(2, 8, 8, tiny_config.nr_logistic_mix, seed=5)
     naive = NaiveSampler(model)(u_mix, u_logistic)
     assert_same_draws(model, drawn.astype(np.uint8), naive, u_mix, u_logistic)
+    # complete: what sampling.complete draws with the same seed (the naive sampler's, but for flips)
+    completions = np.array(result["completions"], np.uint8)
+    assert completions.shape == (2, 2, 8, 8, 3)
+    images = tiny_reference["x_test_u8"][:2]
+    for i, count in enumerate((24, 29)):
+        np.testing.assert_array_equal(completions[i].reshape(2, 64, 3)[:, :count],
+                                      np.broadcast_to(images[i].reshape(64, 3)[:count], (2, count, 3)))
+    naive = complete(model, images, given_pixels=[24, 29], num_samples=2, seed=6, sampler="naive")
+    u_mix, u_logistic = draw_noise(4, 8, 8, tiny_config.nr_logistic_mix, seed=6)
+    assert_same_draws(model, completions.reshape(4, 8, 8, 3), naive.reshape(4, 8, 8, 3), u_mix, u_logistic)
 
 
 def test_saved_model_cli(exported, tmp_path):
@@ -105,6 +119,19 @@ def test_bad_inputs_are_rejected(exported, images):
         r"images must be uint8 \[batch, 8, 8, 3\]")
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         serve(images=tf.constant(images))
+
+
+@pytest.mark.parametrize("given, num_samples, message", [
+    ([65, 0], 1, "given_pixels must be <= 64"),
+    ([-1, 0], 1, "given_pixels must be >= 0"),
+    ([3], 1, r"images must be uint8 \[batch, 8, 8, 3\] and given_pixels \[batch\]"),
+    ([3, 3], 0, "num_samples must be >= 1"),
+    ([3, 3], 600, "batch x num_samples must be <= 1024 per call")])
+def test_bad_completion_inputs_are_rejected(exported, tiny_reference, given, num_samples, message):
+    fill = tf.saved_model.load(str(exported / "3")).signatures["complete"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        fill(images=tf.constant(tiny_reference["x_test_u8"][:2]), given_pixels=tf.constant(given, tf.int32),
+             num_samples=tf.constant(num_samples), seed=tf.constant(1, tf.int64))
 
 
 def test_existing_version_is_not_overwritten(exported):
