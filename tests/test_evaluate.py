@@ -296,3 +296,16 @@ def test_demo_patches_of_the_scikit_image_photographs():
     total = len(train_x) + len(test_x)
     assert total > 4000 and len(test_x) == -(-total // data.DEMO_TEST_EVERY)  # every 10th patch
     assert train_x.std() > 30  # real photographs, not constant images
+
+
+def test_a_failed_write_of_the_outputs_is_one_line(tmp_path, test_images, monkeypatch):
+    """A disk that fills up while the heat maps are written: one line, exit status 1, no traceback."""
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(heatmaps, "write", full_disk)
+    run = invoke(evaluate_command, f"--checkpoint={TINY / 'trained'}", f"--images={test_images}", *TINY_FLAGS,
+                 f"--heatmap_dir={tmp_path / 'maps'}")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "error: cannot write the outputs: [Errno 28] No space left on device")

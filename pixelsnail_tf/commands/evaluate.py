@@ -10,9 +10,11 @@ import math
 import os
 import sys
 
+import tensorflow as tf
 from absl import flags
 
 from pixelsnail_tf import cli, data, evaluation, heatmaps, run_folder
+from pixelsnail_tf.errors import first_line
 
 
 def define_flags(fv):
@@ -63,17 +65,20 @@ def main(values):
                                        per_pixel=bool(values.heatmap_dir))
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)
-    if values.heatmap_dir:
-        low, high = heatmaps.write(values.heatmap_dir, images, -ll / math.log(2.0))
-        print(f"heat maps of {len(images)} images in {values.heatmap_dir} ({low:g} to {high:.2f} bits per "
-              f"pixel)")
-        ll = ll.sum(axis=(1, 2))
-    result = evaluation.summary(ll, images.shape)
-    print(f"test bpd {result['bpd']:.6f} on {len(images)} images "
-          f"({'EMA' if values.ema else 'raw'} weights, {kind} checkpoint {prefix})")
-    if values.json_out:
-        with open(values.json_out, "w") as f:
-            json.dump(result, f)
+    try:
+        if values.heatmap_dir:
+            low, high = heatmaps.write(values.heatmap_dir, images, -ll / math.log(2.0))
+            print(f"heat maps of {len(images)} images in {values.heatmap_dir} ({low:g} to {high:.2f} bits "
+                  f"per pixel)")
+            ll = ll.sum(axis=(1, 2))
+        result = evaluation.summary(ll, images.shape)
+        print(f"test bpd {result['bpd']:.6f} on {len(images)} images "
+              f"({'EMA' if values.ema else 'raw'} weights, {kind} checkpoint {prefix})")
+        if values.json_out:
+            with open(values.json_out, "w") as f:
+                json.dump(result, f)
+    except (OSError, tf.errors.OpError) as error:  # writing the outputs: a full disk, a vanished folder
+        cli.fail(f"cannot write the outputs: {first_line(error)}")
 
 
 def run():
