@@ -1,9 +1,9 @@
 """Training with the original's recipe: the step (Trainer) and train.py's epoch loop (fit).
 
 The step, on a tf.distribute strategy: data-dependent init, then per step summed-nats loss, gradients
-summed over replicas (over workers: averaged, as the original), Polyak average, the original Adam. Order within a step (fixed here; the
-original left the EMA and Adam updates unordered in its train.py, and its reference data was
-made this way):
+summed over replicas (over workers: averaged, as the original), Polyak average, the original
+Adam. Order within a step (fixed here; the original left the EMA and Adam updates unordered in its
+train.py, and its reference data was made this way):
   1. loss and gradients at the current weights (dropout on), per replica, summed over replicas
      (with accum_steps = K: each replica's images in K micro-batches, one after the other, their
      gradients summed: the gradient of the whole batch's summed loss, in 1/K of the memory);
@@ -327,11 +327,15 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
             if differences:
                 raise ValueError(f"cannot resume from {latest}: it holds another model than these model "
                                  f"flags make\n" + "\n".join(differences))
-            # what older checkpoints lack (global_batch), or a run in another precision (loss_scale)
+            # the run's whole state, but what older checkpoints lack (global_batch), or a checkpoint of
+            # another precision (loss_scale: a float16 run from another starts a new scale)
             saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
-            state = trainer.checkpoint(epoch=epoch, batch=batch, with_loss_scale="loss_scale" in saved,
-                                       **({"global_batch": saved_global_batch} if "global_batch" in saved
-                                          else {}))
+            if "global_batch" in saved and (trainer.loss_scale is None or "loss_scale" in saved):
+                state = manager.checkpoint
+            else:
+                state = trainer.checkpoint(epoch=epoch, batch=batch, with_loss_scale="loss_scale" in saved,
+                                           **({"global_batch": saved_global_batch} if "global_batch" in saved
+                                              else {}))
             state.restore(latest).assert_existing_objects_matched()
         except (AssertionError, IndexError, tf.errors.OpError) as error:  # e.g. truncated files
             raise ValueError(f"cannot resume from {latest}: {first_line(error)}") from None

@@ -144,7 +144,7 @@ def test_a_failed_start_writes_nothing(tmp_path, data8):
     run = train(*common(data8, tmp_path, 3), "--batch_size=2")  # and so does the checkpoint
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path} was trained with 4 images per step and this run has 2 (--batch_size x "
-        f"replicas): resume with the same, or start another --save_dir")
+        f"replicas x --accum_steps): resume with the same, or start another --save_dir")
     assert hashes(tmp_path) == before
 
 
