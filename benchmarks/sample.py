@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf import cli  # noqa: E402
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic  # noqa: E402
 from pixelsnail_tf.model import build_model  # noqa: E402
@@ -41,10 +42,10 @@ FLAGS = flags.FLAGS
 def time_fast(model, u_mix, u_logistic):
     sampler = SAMPLERS["fast"](model)
     start = time.perf_counter()
-    sampler(u_mix, u_logistic).numpy()
+    sampler((u_mix, u_logistic)).numpy()
     first = time.perf_counter() - start
     start = time.perf_counter()
-    sampler(u_mix, u_logistic).numpy()
+    sampler((u_mix, u_logistic)).numpy()
     return time.perf_counter() - start, {"first_call_seconds": first}
 
 
@@ -69,7 +70,7 @@ def main(argv):
     model = build_model(config, **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size
     model.build((None, size, size, 3))
-    u_mix, u_logistic = draw_noise(FLAGS.num_samples, size, size, config.nr_logistic_mix, seed=0)
+    u_mix, u_logistic = draw_noise(distribution_of(config), FLAGS.num_samples, size, size, seed=0)
     seconds, details = (time_fast if FLAGS.sampler == "fast" else time_naive)(model, u_mix, u_logistic)
     result = {"seconds": seconds, "sampler": FLAGS.sampler, "mixed_precision": FLAGS.mixed_precision,
               "kernels": model.kernels,

@@ -12,11 +12,11 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from pixelsnail_tf import checkpoints, hardware, run_folder
-from pixelsnail_tf.config import NONLINEARITIES, VARIANTS, ModelConfig
+from pixelsnail_tf.config import NONLINEARITIES, OUTPUTS, VARIANTS, ModelConfig
 from pixelsnail_tf.layers.kernels import AUTO, KERNELS
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
-               "attn_rep")
+               "attn_rep", "output", "num_codes")
 
 
 def run_program(module):
@@ -89,6 +89,13 @@ def define_model_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("attn_rep", None, "number of attention blocks; default: what --model "
                          "implies (h12 -> 12, h8 -> 8, h6_noup/model -> 6)", lower_bound=1,
                          flag_values=flag_values)
+    flags.DEFINE_enum("output", d.output, list(OUTPUTS), "what the model is a distribution over: "
+                      "logistic_mixture: 8-bit RGB images, per pixel a mixture of --nr_logistic_mix "
+                      "discretized logistics (the original); categorical: integer code maps [H,W] in "
+                      "[0, --num_codes) (e.g. a VQ-VAE's), each code embedded as the input and given a "
+                      "softmax over the codes", flag_values=flag_values)
+    flags.DEFINE_integer("num_codes", d.num_codes, "with --output=categorical: the number of codes K",
+                         lower_bound=0, flag_values=flag_values)
 
 
 # --mixed_precision -> the model's Keras dtype policy.

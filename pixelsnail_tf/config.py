@@ -47,6 +47,11 @@ REFUSED_VARIANTS = {
 # The gated residual layers' nonlinearities (`--resnet_nonlinearity`; layers/nonlinearities.py).
 NONLINEARITIES = ("concat_elu", "elu", "relu")
 
+# What a model is a distribution over (`--output`; outputs.py): 8-bit RGB pixels, each a discretized
+# mixture of logistics (the original), or integer codes in [0, num_codes), each a categorical (a prior
+# over a VQ-VAE's code maps).
+OUTPUTS = ("logistic_mixture", "categorical")
+
 # Key and query width of the "smallkey" models.
 SMALL_KEY_SIZE = 16
 
@@ -59,6 +64,8 @@ class ModelConfig:
     builders' own defaults). `attn_rep=None` takes the number of blocks the model name implies.
     `num_classes > 0` makes the model class-conditional (one-hot label as every gated layer's
     conditioning vector `h`, as in PixelCNN++; declared but never implemented by the original).
+    `output="categorical"` with `num_codes=K`: a distribution over code maps [H,W] in [0,K), each code
+    embedded (nr_filters channels) as the network's input and given a K-way softmax by its output layer.
     """
 
     model: str = "h12_noup_smallkey"
@@ -69,6 +76,8 @@ class ModelConfig:
     dropout_p: float = 0.5
     attn_rep: Optional[int] = None
     num_classes: int = 0
+    output: str = "logistic_mixture"
+    num_codes: int = 0
 
     def __post_init__(self):
         if self.model in REFUSED_VARIANTS:
@@ -92,6 +101,12 @@ class ModelConfig:
             raise ValueError(f"dropout_p must be in [0, 1), got {self.dropout_p}")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
+        if self.output == "categorical" and self.num_codes < 2:
+            raise ValueError(f"--output=categorical needs --num_codes >= 2, got {self.num_codes}")
+        if self.output != "categorical" and self.num_codes:
+            raise ValueError(f"--num_codes is for --output=categorical (codes), not --output={self.output}")
 
     @property
     def variant(self) -> Variant:

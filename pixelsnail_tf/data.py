@@ -6,7 +6,8 @@ Under `data_dir` the original's layouts are read first:
   imagenet32: <data_dir>/small_imagenet/imgnet_32x32.npz with uint8 `trainx`, `testx`
 Otherwise tensorflow_datasets (`cifar10`, `downsampled_imagenet/32x32`) with `data_dir` as its
 data directory (default: its own), downloading when the network allows.
-  npz:        <data_dir>/{train,test}.npz with uint8 `x` [N,H,W,3] and optional integer `y` [N]
+  npz:        <data_dir>/{train,test}.npz with uint8 `x` [N,H,W,3] and optional integer `y` [N];
+              or integer code maps `x` [N,H,W] (for a model of codes, --output=categorical)
   demo:       32x32 patches of the colour photographs inside scikit-image (no download)
   folder:PATH the PNG/JPEG files under PATH (image_folder)
   tfds:NAME   any tensorflow_datasets image data set: train, and test (else validation)
@@ -29,8 +30,8 @@ TFDS = "tfds:"
 FOLDER_IMAGE_SIZE = (32, 32)
 # --help's description of every --dataset.
 DATASET_HELP = ("cifar10 or imagenet32 (the original's files under --data_dir, else tensorflow_datasets, "
-                "downloading them), npz (<data_dir>/train.npz, test.npz: uint8 x [N,H,W,3], optional "
-                "int y [N]), demo (32x32 patches of the photographs in scikit-image), folder:PATH (the PNG/JPEG "
+                "downloading them), npz (<data_dir>/train.npz, test.npz: uint8 x [N,H,W,3], or int "
+                "codes x [N,H,W] for --output=categorical; optional int y [N]), demo (32x32 patches of the photographs in scikit-image), folder:PATH (the PNG/JPEG "
                 "files under PATH, centre-cropped and resized to --image_size; test split: its test/ "
                 "subfolder, else 1 in 10 by file name), tfds:NAME (any tensorflow_datasets image data set: its "
                 "train split, and its test or else validation split)")
@@ -175,13 +176,14 @@ def _demo_patches(split):
 def _read_npz(path):
     if not os.path.exists(path):
         raise DataNotFoundError(f"no such file: {path} (--dataset=npz reads train.npz and test.npz "
-                                f"with uint8 x [N,H,W,3] and optional int y [N])")
+                                f"with uint8 x [N,H,W,3] or int codes x [N,H,W], and optional int y [N])")
     with _opened(path, np.lib.npyio.NpzFile, "an .npz archive") as f:
         if "x" not in f:
-            raise ValueError(f"{path} has no array named x (uint8 images [N,H,W,3])")
+            raise ValueError(f"{path} has no array named x (uint8 images [N,H,W,3] or int codes [N,H,W])")
         images = _read_array(lambda: f["x"], f"{path}[x]")
         labels = _read_array(lambda: f["y"], f"{path}[y]") if "y" in f else None
-    _check_images(images, path)
+    if not (images.dtype.kind in "iu" and images.ndim == 3):  # else codes, checked by the model's kind
+        _check_images(images, path)
     if labels is not None:
         if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
             raise ValueError(f"{path}: y must be integers of shape [{len(images)}], got {labels.dtype} "
@@ -246,14 +248,13 @@ def train_batches(images, labels, global_batch, epoch, seed, shuffle=True, skip=
     count = len(images) // global_batch * global_batch
     order = (np.random.default_rng([seed, epoch]).permutation(len(images)) if shuffle
              else np.arange(len(images)))[:count]
-    height, width = images.shape[1:3]
     if isinstance(images, image_folder.FolderSplit):  # decoded from disk on the fly
         batches = images.dataset(order[skip * global_batch:]).batch(global_batch, drop_remainder=True)
         return batches.map(lambda batch: (batch,)).prefetch(tf.data.AUTOTUNE)
 
     def gather(index):  # from the arrays in memory, without copying the data set into the graph
-        batch = tf.numpy_function(lambda i: images[i], [index], tf.uint8, stateful=False)
-        batch = tf.ensure_shape(batch, [global_batch, height, width, 3])
+        batch = tf.numpy_function(lambda i: images[i], [index], tf.as_dtype(images.dtype), stateful=False)
+        batch = tf.ensure_shape(batch, [global_batch, *images.shape[1:]])
         if labels is None:
             return (batch,)
         batch_labels = tf.numpy_function(lambda i: labels[i].astype(np.int32), [index], tf.int32,
@@ -271,9 +272,3 @@ def load_array_npy(path, description):
     with _opened(path, np.ndarray, f"a .npy file of {description}") as array:
         return array
 
-
-def load_images_npy(path):
-    """uint8 [N,H,W,3] images from a .npy file, checked."""
-    images = load_array_npy(path, "uint8 images [N,H,W,3]")
-    _check_images(images, path)
-    return images

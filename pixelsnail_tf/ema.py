@@ -38,7 +38,6 @@ class PolyakAverage:
         for weight, shadow in zip(self._weights, self.shadows):
             with tf.control_dependencies(done):
                 done = [shadow.assign_sub((shadow - weight.value) * self.factor, read_value=False)]
-        return done
 
     def reset(self):
         """Every shadow back to its weight's current value (as at creation)."""

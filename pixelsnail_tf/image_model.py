@@ -2,8 +2,10 @@
 the likelihood API. A subclass is one architecture (model.py: PixelSNAIL; pixelcnn_pp.py: PixelCNN++):
 it creates its layers in the original's order and computes the features of every pixel.
 
-    x [B,H,W,3] in [-1,1] -> x_pad = [x, 1] (the ones channel tells the image from the zero padding)
-    features(x, x_pad) [B,H,W,F] -> head: nin(elu(features)) = 10*M mixture parameters per pixel
+    values -> x [B,H,W,C]: images in [-1,1] as they are (C = 3), or codes embedded (C = nr_filters)
+    x_pad = [x, 1] (the ones channel tells the image from the zero padding)
+    features(x, x_pad) [B,H,W,F] -> head: nin(elu(features)) = the parameters of each position's
+    distribution (distributions.py: 10*M of a logistic mixture, or K logits of a categorical)
 """
 
 import keras
@@ -11,18 +13,20 @@ import tensorflow as tf
 
 from pixelsnail_tf import images as image_checks
 from pixelsnail_tf.config import ModelConfig
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.layers.kernels import check_kernels
 from pixelsnail_tf.layers.weight_norm import WeightNormDense
-from pixelsnail_tf.logistic_mixture import (bits_per_dim, discretized_mix_logistic_log_prob,
-                                            discretized_mix_logistic_pixel_log_prob)
+from pixelsnail_tf.logistic_mixture import bits_per_dim
 
 
 class ImageModel(keras.Model):
-    """A distribution over 8-bit RGB images: per pixel, a discretized mixture of logistics.
+    """A distribution over 8-bit RGB images (per pixel a discretized mixture of logistics), or with
+    config.output="categorical" over integer code maps (per position a softmax over the codes).
 
-    Call it on float32 images in [-1, 1] to get the mixture parameters [B,H,W,10*M] (float32).
-    `log_prob` / `bits_per_dim` take uint8 [0,255] or float32 [-1,1] images and check them.
-    `initialize(images)` runs the original's data-dependent initialization once.
+    Call it on values (float32 images in [-1, 1], or int32 codes [B,H,W]) to get each position's
+    parameters [B,H,W,P] (float32). `log_prob` / `bits_per_dim` take uint8 [0,255] or float32 [-1,1]
+    images (integer codes) and check them. `initialize(images)` runs the original's data-dependent
+    initialization once. `distribution` (distributions.py) is what it is a distribution over.
 
     `dtype="mixed_bfloat16"` (a Keras dtype policy): the layers compute in bfloat16 from float32
     weights (normalized in float32, then cast); the output layer, the mixture and the data-dependent
@@ -51,6 +55,8 @@ class ImageModel(keras.Model):
                              f"build it with pixelsnail_tf.model.build_model(config)")
         self.kernels = check_kernels(kernels)
         self.recompute = bool(recompute)
+        self.distribution = distribution_of(self.config)
+        self.embedding = self.distribution.input_layer()  # codes -> vectors; None for images
         self._log_prob_fn = tf.function(self._log_prob_float)  # one trace per image shape
         self._pixel_log_prob_fn = tf.function(self._pixel_log_prob_float)
 
@@ -70,7 +76,11 @@ class ImageModel(keras.Model):
         return tf.recompute_grad(fn) if self.recompute and not init else fn
 
     def _make_head(self):
-        return WeightNormDense(10 * self.config.nr_logistic_mix, name="head")
+        return WeightNormDense(self.distribution.parameters, name="head")
+
+    def network_input(self, values, dtype):
+        """x [..., C] in `dtype`: what the network reads of values (images as they are, codes embedded)."""
+        return tf.cast(values if self.embedding is None else self.embedding(values), dtype)
 
     def build(self, input_shape):
         # All weights are independent of the image size: one pass on a tiny image creates them.
@@ -78,7 +88,8 @@ class ImageModel(keras.Model):
             side = 2 * self.side_multiple
             with tf.init_scope():
                 labels = tf.zeros([1], tf.int32) if self.config.num_classes else None
-                self.call(tf.zeros([1, side, side, 3]), labels)
+                self.call(tf.zeros([1, side, side, *self.distribution.value_shape],
+                                   self.distribution.value_dtype), labels)
         self.built = True
 
     def check_image_size(self, height, width):
@@ -89,16 +100,21 @@ class ImageModel(keras.Model):
                              f"got {height}x{width}")
 
     def call(self, x, labels=None, training=False, init=False, dropout_seed=None):
-        """Mixture parameters [B,H,W,10*nr_logistic_mix] of images x in [-1, 1]. With `training`,
-        dropout (dropout_seed: int [2], the masks' seed; None: the layers' own seed generators)."""
-        c = self.config
+        """Parameters [B,H,W,P] of each position's distribution given the values x (images in [-1, 1]
+        [B,H,W,3], or codes [B,H,W]). With `training`, dropout (dropout_seed: int [2], the masks' seed;
+        None: the layers' own seed generators)."""
         if x.shape[1] is not None and x.shape[2] is not None:
             self.check_image_size(x.shape[1], x.shape[2])
-        x = tf.cast(x, tf.float32 if init else self.compute_dtype)
+        x = self.network_input(x, tf.float32 if init else self.compute_dtype)
+        return self.network(x, labels, training, init, dropout_seed)
+
+    def network(self, x, labels=None, training=False, init=False, dropout_seed=None):
+        """`call` from the network's input x [B,H,W,C] (network_input of the values) on: the features
+        and the output layer (float32 parameters)."""
+        c = self.config
         h = tf.one_hot(labels, c.num_classes, dtype=x.dtype) if c.num_classes else None
-        x_pad = with_ones(x)
-        features = self.features(x, x_pad, h, _SeedsPerLayer(dropout_seed), training, init)
-        return self.head(tf.cast(tf.nn.elu(features), tf.float32), init=init)  # float32 parameters
+        features = self.features(x, with_ones(x), h, _SeedsPerLayer(dropout_seed), training, init)
+        return self.head(tf.cast(tf.nn.elu(features), tf.float32), init=init)
 
     def initialize(self, images, labels=None, dropout_seed=None):
         """The original's data-dependent init on one batch: sets every g and b, keeps V as drawn.
@@ -106,7 +122,7 @@ class ImageModel(keras.Model):
         Dropout is active during this pass when dropout_p > 0, as in the original.
         Returns the mixture parameters of that pass (equal to the initialized model's output).
         """
-        x = image_checks.check_images(images)
+        x = self.distribution.check(images)
         labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
         height, width = x.shape[1], x.shape[2]
         self.check_image_size(height, width)
@@ -119,28 +135,29 @@ class ImageModel(keras.Model):
                          dropout_seed=dropout_seed)
 
     def _log_prob_float(self, x, labels):
-        return discretized_mix_logistic_log_prob(x, self(x, labels))
+        # the sum of the per-position terms, as the original sums them
+        return tf.reduce_sum(self._pixel_log_prob_float(x, labels), axis=[1, 2])
 
     def _pixel_log_prob_float(self, x, labels):
-        return discretized_mix_logistic_pixel_log_prob(x, self(x, labels))
+        return self.distribution.log_prob(x, self(x, labels))
 
     def log_prob(self, images, labels=None):
-        """Per-image log-likelihood in nats [B] of uint8 [0,255] or float32 [-1,1] images."""
-        x = image_checks.check_images(images)
+        """Per-image log-likelihood in nats [B] of uint8 [0,255] or float32 [-1,1] images (codes)."""
+        x = self.distribution.check(images)
         labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
         return self._log_prob_fn(x, labels)
 
     def per_pixel_log_prob(self, images, labels=None):
-        """Per-pixel log-likelihood in nats [B,H,W] (a pixel's three colours together), of images as
-        `log_prob` takes them: where an image is unlikely. Its sum over a whole image is `log_prob`."""
-        x = image_checks.check_images(images)
+        """Per-pixel log-likelihood in nats [B,H,W] (a pixel's three colours together; a code), of
+        images as `log_prob` takes them: where an image is unlikely. Its sum over an image is `log_prob`."""
+        x = self.distribution.check(images)
         labels = image_checks.check_labels(labels, x.shape[0], self.config.num_classes)
         return self._pixel_log_prob_fn(x, labels)
 
     def bits_per_dim(self, images, labels=None):
-        """Per-image bits per sub-pixel [B] (negative log2-likelihood / (H*W*3))."""
-        x = image_checks.check_images(images)
-        return bits_per_dim(self.log_prob(x, labels), x.shape[1] * x.shape[2] * 3)
+        """Per-image bits per sub-pixel [B] (negative log2-likelihood / (H*W*3)); per code for codes."""
+        x = self.distribution.check(images)
+        return bits_per_dim(self.log_prob(x, labels), x.shape[1] * x.shape[2] * self.distribution.dims)
 
     # Incremental computation (the fast sampler's): a subclass's steps class, with the interface of
     # PixelSNAILSteps (pixelsnail_steps.py): initial_state(model, batch, H, W) and row(r, state, choose).
@@ -167,6 +184,11 @@ class ImageModel(keras.Model):
 def with_ones(x):
     """x_pad = [x, 1] of pixels x [..., 3]: the ones channel tells the image from the zero padding."""
     return tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)
+
+
+def swap_leading(t):
+    """t with its first two axes swapped ([H,B,W,...] <-> [B,H,W,...])."""
+    return tf.transpose(t, [1, 0, *range(2, t.shape.rank)])
 
 
 def weight_name(weight):

@@ -21,7 +21,7 @@ Layers compute in the model's compute dtype, the head in float32, as in the mode
 
 import tensorflow as tf
 
-from pixelsnail_tf.image_model import with_ones
+from pixelsnail_tf.image_model import swap_leading, with_ones
 
 
 def _layers(model, stream):
@@ -66,7 +66,8 @@ class PixelCNNPPSteps:
             return {key: layer.initial_rows(batch, width >> level, dtype)
                     for key, (layer, level) in layers.items()}
         return {
-            "x_above": tf.zeros([batch, 1, width, 4], dtype),  # x_pad of the row above
+            # x_pad of the row above
+            "x_above": tf.zeros([batch, 1, width, model.distribution.input_channels + 1], dtype),
             "u": above(_layers(model, 0)),
             "ul": above(_layers(model, 1)),
             # level L's u rows 2i, 2i+1, upsampled from level L+1's row i
@@ -196,9 +197,10 @@ class PixelCNNPPSteps:
                                                   u_rows, h)
             params = self.head(tf.cast(tf.nn.elu(ul), tf.float32))
             x = choose(c, params)
+            x_in = m.network_input(x, dtype)  # what the network reads of the drawn value
             cells = dict(cells)
             right, cells["stem"] = self.ul_steps["stem"](cells["stem"], above["stem"], c,
-                                                         with_ones(tf.cast(x, dtype)))
+                                                         with_ones(x_in))
             if keep_params:
                 params_so_far = params_so_far.write(c, params)
             return c + 1, cells, upsampled, right, pixels.write(c, x), params_so_far
@@ -208,7 +210,8 @@ class PixelCNNPPSteps:
         right = tf.zeros([batch, m.ul_stem_right.units], dtype)
         _, cells, ul_upsampled, _, pixels, params = tf.while_loop(
             lambda c, *_: c < width, pixel,
-            [tf.constant(0), cells, state["ul_upsampled"], right, tf.TensorArray(tf.float32, size=width),
+            [tf.constant(0), cells, state["ul_upsampled"], right,
+             tf.TensorArray(m.distribution.value_dtype, size=width),
              tf.TensorArray(tf.float32, size=width) if keep_params else tf.constant(0)])
         ul_states = {}
         for key, steps in self.ul_steps.items():
@@ -223,6 +226,5 @@ class PixelCNNPPSteps:
             "u_upsampled": u_upsampled,
             "ul_upsampled": ul_upsampled,
         }
-        by_row = [1, 0, 2]  # [W,B,n] -> [B,W,n]
-        return (new_state, tf.transpose(pixels.stack(), by_row),
-                tf.transpose(params.stack(), by_row) if keep_params else None)
+        return (new_state, swap_leading(pixels.stack()),  # [W,B,...] -> [B,W,...]
+                swap_leading(params.stack()) if keep_params else None)

@@ -7,7 +7,8 @@ what a new pixel changes, with its own steps (layers/incremental.py, layers/atte
   pixel c    each ul convolution multiplies only its taps in the current row (the pixel and the
              kw-1 cached ones to its left); each attention block's query reads the cached keys and
              values of the earlier pixels (same mask and softmax as the full model); the head gives
-             the mixture, `choose` gives the pixel, and its keys and values go into the caches.
+             the distribution's parameters, `choose` gives the pixel (its value), and its keys and
+             values go into the caches.
   row end    the current row becomes the rows above.
 
 Layers compute in the model's compute dtype (bfloat16 under mixed precision) as in the model; the
@@ -16,7 +17,7 @@ attention softmax and the output layer stay float32.
 
 import tensorflow as tf
 
-from pixelsnail_tf.image_model import with_ones
+from pixelsnail_tf.image_model import swap_leading, with_ones
 
 
 class PixelSNAILSteps:
@@ -44,7 +45,8 @@ class PixelSNAILSteps:
         def rows(layers):
             return [[layer.initial_rows(batch, width, dtype) for layer in block] for block in layers]
         return {
-            "x_above": tf.zeros([batch, 1, width, 4], dtype),  # x_pad of the row above
+            # x_pad of the row above
+            "x_above": tf.zeros([batch, 1, width, model.distribution.input_channels + 1], dtype),
             "u_stem": model.u_stem.initial_rows(batch, width, dtype) if model.u_stem is not None else (),
             "u_resnets": rows(model.u_resnets),
             "ul_stem_right": model.ul_stem_right.initial_rows(batch, width, dtype),
@@ -69,9 +71,10 @@ class PixelSNAILSteps:
         return columns, stem_state, states
 
     def row(self, r, state, choose, labels=None, keep_params=False):
-        """Row r (a tensor) of every image: (the state after it, its pixels [B,W,3] float32, and with
-        keep_params its mixture parameters [B,W,10*M], else None). choose(c, params [B,10*M]) gives
-        the pixels [B,3] float32 at column c (drawn by a sampler, or given) from their parameters."""
+        """Row r (a tensor) of every image: (the state after it, its values [B,W,...] (pixels float32
+        [B,W,3] or codes int32 [B,W]: model.distribution's), and with keep_params the parameters
+        [B,W,P] of their distributions, else None). choose(c, params [B,P]) gives the values at column
+        c (drawn by a sampler, or given) from their parameters."""
         m, width, dtype = self.model, self.width, self.dtype
         batch = tf.shape(state["x_above"])[0]
         h = tf.one_hot(labels, m.config.num_classes, dtype=dtype) if m.config.num_classes else None
@@ -99,9 +102,10 @@ class PixelSNAILSteps:
                 ul = attention(finished[b], current[b], ul, r, c, h)
             params = self.head(tf.cast(tf.nn.elu(ul), tf.float32))
             x = choose(c, params)
-            current = [attention.store(f, cache, x, ul_b, r, c, h) for attention, f, cache, ul_b
+            x_in = m.network_input(x, dtype)  # what the network reads of the drawn value
+            current = [attention.store(f, cache, x_in, ul_b, r, c, h) for attention, f, cache, ul_b
                        in zip(self.attention, finished, current, block_inputs)]
-            right, stem_row = self.ul_stem_right(stem_row, stem_above, c, with_ones(tf.cast(x, dtype)))
+            right, stem_row = self.ul_stem_right(stem_row, stem_above, c, with_ones(x_in))
             if keep_params:
                 params_so_far = params_so_far.write(c, params)
             return c + 1, stem_row, new_rows, current, right, pixels.write(c, x), params_so_far
@@ -111,7 +115,7 @@ class PixelSNAILSteps:
                 [[resnet.empty_row(batch, width) for resnet in block] for block in self.ul_resnets],
                 [attention.current(cache) for attention, cache in zip(self.attention, state["attention"])],
                 tf.zeros([batch, m.ul_stem_right.units], dtype),
-                tf.TensorArray(tf.float32, size=width),
+                tf.TensorArray(m.distribution.value_dtype, size=width),
                 tf.TensorArray(tf.float32, size=width) if keep_params else tf.constant(0)]
         _, stem_row, rows, current, _, pixels, params = tf.while_loop(lambda c, *_: c < width, pixel, loop)
         new_state = {
@@ -124,7 +128,6 @@ class PixelSNAILSteps:
             "attention": [attention.row_end(cache, row, r) for attention, cache, row
                           in zip(self.attention, state["attention"], current)],
         }
-        by_row = [1, 0, 2]  # [W,B,n] -> [B,W,n]
-        return (new_state, tf.transpose(pixels.stack(), by_row),
-                tf.transpose(params.stack(), by_row) if keep_params else None)
+        return (new_state, swap_leading(pixels.stack()),  # [W,B,...] -> [B,W,...]
+                swap_leading(params.stack()) if keep_params else None)
 

@@ -10,7 +10,9 @@ The exported graph needs TensorFlow only (not this package). Signatures:
                    pixels in raster order are kept: R given rows are R * W), num_samples int32, seed
                    int64 [, class_label int32 [batch]] -> completions uint8 [batch, num_samples, H, W, 3]
                    (the fast sampler: what sampling.complete and sample.py --complete draw)
-Inputs of another dtype, rank or channel count, class labels outside [0, num_classes), given_pixels
+A model of codes (--output=categorical) takes and gives int32 codes [batch, H, W] in [0, num_codes)
+named `codes` wherever the above has uint8 images (its bits_per_dim and per_pixel_bits are per code).
+Inputs of another dtype, rank or channel count, codes or class labels out of their range, given_pixels
 outside [0, H*W], and num_samples outside [0, MAX_SAMPLES] (complete: [1, MAX_SAMPLES / batch]) are
 rejected by the signatures themselves (InvalidArgumentError).
 """
@@ -19,8 +21,7 @@ import math
 
 import tensorflow as tf
 
-from pixelsnail_tf.images import float_to_uint8, uint8_to_float
-from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_pixel_log_prob
+from pixelsnail_tf.logistic_mixture import bits_per_dim
 from pixelsnail_tf.sampling import draw_noise, sample_cached
 
 
@@ -35,38 +36,51 @@ def _check_labels(class_label, num_classes):
 
 
 def export_saved_model(model, path, height, width):
-    """Writes the SavedModel of `model` (its current weights) for H x W images to `path`."""
+    """Writes the SavedModel of `model` (its current weights) for H x W images (code maps) to `path`."""
     conditional = model.config.num_classes > 0
     num_classes = model.config.num_classes
+    distribution = model.distribution
+    name, dtype = distribution.data, distribution.stored_dtype
+    shape = [height, width, *distribution.value_shape]  # of one image (code map)
+    rank = 1 + len(shape)
+    described = f"{name} must be {dtype.name} [batch, {', '.join(map(str, shape))}]"
     module = tf.Module()
     module.weights = [w.value for w in model.weights]  # the variables the graphs read
 
-    def scores(images, class_label=None):
+    def values_of(stored):
+        """The values the model reads, after the checks of their range."""
+        with tf.control_dependencies(distribution.range_checks(stored)):
+            return distribution.from_stored(tf.reshape(stored, [-1, *shape]))
+
+    def shape_is_valid(stored):
         # A signature does not enforce its shape on what it is fed, and kernels built for this
         # shape abort the process on another rank: the model runs only in the branch for valid input.
-        shape = tf.concat([tf.shape(images), [-1, -1, -1, -1]], axis=0)[:4]  # padded to rank 4
-        valid = tf.logical_and(tf.equal(tf.rank(images), 4),
-                               tf.reduce_all(tf.equal(shape[1:], [height, width, 3])))
+        padded = tf.concat([tf.shape(stored), [-1] * rank], axis=0)[:rank]
+        valid = tf.logical_and(tf.equal(tf.rank(stored), rank), tf.reduce_all(tf.equal(padded[1:], shape)))
+        return valid, padded[0]
+
+    def scores(stored, class_label=None):
+        valid, batch = shape_is_valid(stored)
         if class_label is not None:
-            valid = tf.logical_and(valid, tf.equal(tf.shape(class_label)[0], shape[0]))
+            valid = tf.logical_and(valid, tf.equal(tf.shape(class_label)[0], batch))
 
         def compute():
             checks = [] if class_label is None else _check_labels(class_label, num_classes)
             with tf.control_dependencies(checks):
-                x = uint8_to_float(tf.reshape(images, [-1, height, width, 3]))
-            return discretized_mix_logistic_pixel_log_prob(x, model(x, class_label))
+                x = values_of(stored)
+            return distribution.log_prob(x, model(x, class_label))
 
         def reject():
-            message = f"images must be uint8 [batch, {height}, {width}, 3] (and class_label [batch])"
-            with tf.control_dependencies([tf.debugging.Assert(False, [message, tf.shape(images)])]):
+            message = described + " (and class_label [batch])"
+            with tf.control_dependencies([tf.debugging.Assert(False, [message, tf.shape(stored)])]):
                 return tf.zeros([0, height, width])
 
         per_pixel = tf.cond(valid, compute, reject)
-        ll = tf.reduce_sum(per_pixel, axis=[1, 2])  # as discretized_mix_logistic_log_prob sums them
-        return {"log_likelihood": ll, "bits_per_dim": bits_per_dim(ll, height * width * 3),
+        ll = tf.reduce_sum(per_pixel, axis=[1, 2])  # as ImageModel.log_prob sums them
+        return {"log_likelihood": ll, "bits_per_dim": bits_per_dim(ll, height * width * distribution.dims),
                 "per_pixel_bits": -per_pixel / math.log(2.0)}
 
-    images_spec = tf.TensorSpec([None, height, width, 3], tf.uint8, name="images")
+    images_spec = tf.TensorSpec([None, *shape], dtype, name=name)
     if conditional:
         labels_spec = tf.TensorSpec([None], tf.int32, name="class_label")
         log_likelihood = tf.function(scores, input_signature=[images_spec, labels_spec])
@@ -83,11 +97,11 @@ def export_saved_model(model, path, height, width):
             num_samples = tf.identity(num_samples)
 
         def sampled():
-            u_mix, u_logistic = draw_noise(num_samples, height, width, model.config.nr_logistic_mix, seed)
-            return float_to_uint8(sample_cached(model, u_mix, u_logistic, labels))
+            noise = draw_noise(distribution, num_samples, height, width, seed)
+            return distribution.to_stored(sample_cached(model, noise, labels))
 
-        empty = lambda: tf.zeros([0, height, width, 3], tf.uint8)  # noqa: E731
-        return {"images": tf.cond(num_samples > 0, sampled, empty)}
+        empty = lambda: tf.zeros([0, *shape], dtype)  # noqa: E731
+        return {name: tf.cond(num_samples > 0, sampled, empty)}
 
     scalar = [tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int64, name="seed")]
     if conditional:
@@ -96,13 +110,10 @@ def export_saved_model(model, path, height, width):
             input_signature=scalar + [tf.TensorSpec([], tf.int32, name="class_label")])
     else:
         sample = tf.function(draw, input_signature=scalar)
-    def fill(images, given_pixels, num_samples, seed, labels=None):
-        message = f"images must be uint8 [batch, {height}, {width}, 3] and given_pixels [batch]"
-        shape = tf.concat([tf.shape(images), [-1, -1, -1, -1]], axis=0)[:4]
-        valid = tf.logical_and(tf.equal(tf.rank(images), 4),
-                               tf.reduce_all(tf.equal(shape[1:], [height, width, 3])))
-        batch = shape[0]
-        checks = [tf.debugging.Assert(valid, [message, tf.shape(images)]),
+    def fill(stored, given_pixels, num_samples, seed, labels=None):
+        message = described + " and given_pixels [batch]"
+        valid, batch = shape_is_valid(stored)
+        checks = [tf.debugging.Assert(valid, [message, tf.shape(stored)]),
                   tf.debugging.assert_equal(tf.shape(given_pixels)[0], batch, message=message),
                   tf.debugging.assert_greater_equal(given_pixels, 0, message="given_pixels must be >= 0"),
                   tf.debugging.assert_less_equal(given_pixels, height * width,
@@ -116,15 +127,14 @@ def export_saved_model(model, path, height, width):
 
         def completed():
             with tf.control_dependencies(checks):
-                x = uint8_to_float(tf.reshape(images, [-1, height, width, 3]))
-            u_mix, u_logistic = draw_noise(batch * num_samples, height, width, model.config.nr_logistic_mix,
-                                           seed)
+                x = values_of(stored)
+            noise = draw_noise(distribution, batch * num_samples, height, width, seed)
             given = (tf.repeat(x, num_samples, axis=0), tf.repeat(given_pixels, num_samples))
-            drawn = sample_cached(model, u_mix, u_logistic,
-                                  None if labels is None else tf.repeat(labels, num_samples), given=given)
-            return tf.reshape(float_to_uint8(drawn), [batch, num_samples, height, width, 3])
+            drawn = sample_cached(model, noise, None if labels is None else tf.repeat(labels, num_samples),
+                                  given=given)
+            return tf.reshape(distribution.to_stored(drawn), [batch, num_samples, *shape])
 
-        empty = lambda: tf.zeros([0, tf.maximum(num_samples, 0), height, width, 3], tf.uint8)  # noqa: E731
+        empty = lambda: tf.zeros([0, tf.maximum(num_samples, 0), *shape], dtype)  # noqa: E731
         with tf.control_dependencies(checks):
             return {"completions": tf.cond(batch > 0, completed, empty)}
 

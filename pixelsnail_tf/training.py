@@ -38,8 +38,8 @@ from pixelsnail_tf import checkpoints, evaluation, run_folder
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.ema import PolyakAverage
 from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.images import float_to_uint8, uint8_to_float, write_grid_pngs
-from pixelsnail_tf.logistic_mixture import bits_per_dim, discretized_mix_logistic_log_prob
+from pixelsnail_tf.images import write_grid_pngs
+from pixelsnail_tf.logistic_mixture import bits_per_dim
 from pixelsnail_tf.model import build_model
 from pixelsnail_tf.optimizer import DynamicLossScale, all_finite, original_adam
 from pixelsnail_tf.sampling import CachedSampler, draw_noise
@@ -117,15 +117,16 @@ class Trainer:
         return tf.constant([self.seed, step], tf.int64)
 
     def _loss_and_gradients(self, images, labels, dropout_seed):
-        x = uint8_to_float(images)
+        distribution = self.model.distribution
+        x = distribution.from_stored(images)
         with tf.GradientTape() as tape:
             params = self.model(x, labels, training=True, dropout_seed=dropout_seed)
-            loss = -tf.reduce_sum(discretized_mix_logistic_log_prob(x, params))
+            loss = -tf.reduce_sum(distribution.log_prob(x, params))
             if self.loss_scale is None:
-                return loss, tape.gradient(loss, self.model.trainable_weights)
+                return loss, _dense(tape.gradient(loss, self.model.trainable_weights))
             multiplier = self.loss_scale.multiplier(tf.size(x))
             scaled = loss * multiplier
-        return loss, [g / multiplier for g in tape.gradient(scaled, self.model.trainable_weights)]
+        return loss, [g / multiplier for g in _dense(tape.gradient(scaled, self.model.trainable_weights))]
 
     def _replica_loss_and_gradients(self, images, labels, step_seed):
         """This replica's summed loss and gradients; with accum_steps K, over its K micro-batches in
@@ -175,6 +176,11 @@ class Trainer:
         float16 a step with non-finite gradients is skipped: `step` stays where it was."""
         learning_rate = tf.constant(self.config.learning_rate_at(self.step + 1), tf.float32)
         return self._step(images, labels, learning_rate, self._seed(self.step + 1))
+
+
+def _dense(gradients):
+    """Gradients as dense tensors (an embedding's comes as IndexedSlices of the codes it looked up)."""
+    return [tf.convert_to_tensor(g) for g in gradients]
 
 
 def worker_count(strategy):
@@ -445,12 +451,13 @@ def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log, s
         grid = None
         if run.num_samples > 0:
             height, width = test_images.shape[1:3]
-            u_mix, u_logistic = draw_noise(run.num_samples, height, width,
-                                           trainer.model.config.nr_logistic_mix, run.seed)
+            distribution = trainer.model.distribution
+            noise = draw_noise(distribution, run.num_samples, height, width, run.seed)
             labels = (tf.range(run.num_samples) % trainer.model.config.num_classes
                       if trainer.model.config.num_classes else None)
             sampler = CachedSampler(trainer.model, progress=stop_requested)
-            grid = write_grid_pngs(run.save_dir, float_to_uint8(sampler(u_mix, u_logistic, labels)))
+            drawn = distribution.to_stored(sampler(noise, labels)).numpy()
+            grid = write_grid_pngs(run.save_dir, distribution.pictures(drawn))
     train_bpd = float(np.mean(bpds)) if bpds else float("nan")
     with writer["test"].as_default(step=trainer.step):
         tf.summary.scalar("bpd", test_bpd)

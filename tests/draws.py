@@ -92,13 +92,14 @@ def red_level_probabilities(params, mixtures):
     return probs
 
 
-def assert_levels_follow(levels, probs):
-    """Chi-square test (99.9%) that drawn 8-bit levels [n] follow `probs` [256]; neighbouring levels are
-    merged until each group expects at least 20 draws."""
+def assert_levels_follow(levels, probs, min_dof=8):
+    """Chi-square test (99.9%) that drawn levels [n] (8-bit levels, or codes) follow `probs` [levels];
+    neighbouring levels are merged until each group expects at least 20 draws."""
     n = len(levels)
-    counts = np.bincount(np.asarray(levels, int), minlength=256)
+    counts = np.bincount(np.asarray(levels, int), minlength=len(probs))
+    assert len(counts) == len(probs)
     observed, expected, o, e = [], [], 0.0, 0.0
-    for k in range(256):
+    for k in range(len(probs)):
         o, e = o + counts[k], e + n * probs[k]
         if e >= 20:
             observed.append(o), expected.append(e)
@@ -107,7 +108,7 @@ def assert_levels_follow(levels, probs):
     expected[-1] += e
     observed, expected = np.array(observed), np.array(expected)
     dof = len(observed) - 1
-    assert dof >= 8
+    assert dof >= min_dof
     chi2 = ((observed - expected) ** 2 / expected).sum()
     z = 3.09  # 99.9% quantile, Wilson-Hilferty approximation of the chi-square quantile
     assert chi2 < dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from conftest import REPORT, initialized_model, small_config, trained_tiny_model
 from draws import EPSILON, FLIP_RATE_BOUND, assert_same_draws
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.sampling import CachedSampler, sample_cached
 from pixelsnail_tf.config import VARIANTS
 from pixelsnail_tf.images import float_to_uint8
@@ -46,11 +47,11 @@ def test_draws_what_the_naive_sampler_draws(variant, size, num_classes, flip_tal
     config = small_config(model=variant, nr_resnet=2, num_classes=num_classes)
     seed = SEED * len(CASES) + CASES.index((variant, size, num_classes))
     model = initialized_model(config, *size, seed=seed)
-    u_mix, u_logistic = draw_noise(IMAGES, *size, config.nr_logistic_mix, seed=100 + seed)
+    u_mix, u_logistic = draw_noise(distribution_of(config), IMAGES, *size, seed=100 + seed)
     labels = tf.constant(np.arange(IMAGES) % num_classes) if num_classes else None
-    naive = NaiveSampler(model)(u_mix, u_logistic, labels).numpy()
+    naive = NaiveSampler(model)((u_mix, u_logistic), labels).numpy()
     rows_done = []
-    fast = CachedSampler(model, progress=rows_done.append)(u_mix, u_logistic, labels).numpy()
+    fast = CachedSampler(model, progress=rows_done.append)((u_mix, u_logistic), labels).numpy()
     # 8-bit levels fed back: identical images but for rounding flips at a level boundary (draws.py)
     flips, draws = assert_same_draws(model, fast, naive, u_mix, u_logistic, labels)
     flip_tally.update(images=flip_tally["images"] + IMAGES, flips=flip_tally["flips"] + flips,
@@ -59,8 +60,8 @@ def test_draws_what_the_naive_sampler_draws(variant, size, num_classes, flip_tal
     # continuous values fed back (the original's sampling): rounding differences only, which later
     # pixels carry on and may amplify; EPSILON bounds them (draws.py); a component choice is a
     # discontinuity that no tolerance covers, but a tie within EPSILON has probability ~1e-5 here
-    naive = NaiveSampler(model, quantize=False)(u_mix, u_logistic, labels).numpy()
-    fast = CachedSampler(model, quantize=False)(u_mix, u_logistic, labels).numpy()
+    naive = NaiveSampler(model, quantize=False)((u_mix, u_logistic), labels).numpy()
+    fast = CachedSampler(model, quantize=False)((u_mix, u_logistic), labels).numpy()
     np.testing.assert_allclose(fast, naive, atol=EPSILON)
     assert len(np.unique(fast)) > 20  # not stuck on a few values: the test compares real samples
 
@@ -69,8 +70,8 @@ def test_a_difference_is_accepted_only_at_a_decision_boundary():
     """assert_same_draws fails on a changed level away from a boundary and accepts one at a boundary."""
     config = small_config()
     model = initialized_model(config, 2, 2, seed=1)
-    u_mix, u_logistic = (t.numpy() for t in draw_noise(1, 2, 2, config.nr_logistic_mix, seed=5))
-    naive = float_to_uint8(NaiveSampler(model)(u_mix, u_logistic)).numpy()
+    u_mix, u_logistic = (t.numpy() for t in draw_noise(distribution_of(config), 1, 2, 2, seed=5))
+    naive = float_to_uint8(NaiveSampler(model)((u_mix, u_logistic))).numpy()
     changed = naive.copy()
     changed[0, 1, 1, 0] ^= 1  # one level apart, in the last pixel
     with pytest.raises(AssertionError, match="from the nearest level boundary"):
@@ -82,7 +83,7 @@ def test_a_difference_is_accepted_only_at_a_decision_boundary():
     mean, scale = means[0, k], np.exp(max(log_scales[0, k], -7.0))
     level = np.floor(mean * 127.5 + 127.5)  # the boundary between `level` and `level + 1` is nearest
     u_logistic[0, 0, 0, 0] = 1 / (1 + np.exp(-(((level + 0.5) / 127.5 - 1 - mean) / scale)))
-    naive = float_to_uint8(NaiveSampler(model)(u_mix, u_logistic)).numpy()
+    naive = float_to_uint8(NaiveSampler(model)((u_mix, u_logistic))).numpy()
     other = naive.copy()
     other[0, 0, 0, 0] = 2 * level + 1 - naive[0, 0, 0, 0]
     assert abs(int(other[0, 0, 0, 0]) - int(naive[0, 0, 0, 0])) == 1
@@ -91,8 +92,8 @@ def test_a_difference_is_accepted_only_at_a_decision_boundary():
 
 def test_replays_the_original_samples(tiny_config, tiny_reference):
     model = trained_tiny_model(tiny_config)
-    x = CachedSampler(model, quantize=False)(tiny_reference["sample_rand_u_mix"],
-                                             tiny_reference["sample_rand_u_logistic"])
+    x = CachedSampler(model, quantize=False)((tiny_reference["sample_rand_u_mix"],
+                                              tiny_reference["sample_rand_u_logistic"]))
     # Continuous values fed back carry the network's rounding differences (the per-pixel convolutions
     # sum in another order than conv2d) into later pixels: the naive sampler's 4e-6 becomes 1.5e-5
     # by the last rows here. The default 8-bit feedback removes them (identical images above, but for
@@ -104,21 +105,21 @@ def test_one_graph_version_equals_the_row_by_row_calls():
     """sample_cached (a while loop over the rows, as in the exported `sample` signature)."""
     config = small_config(model="model", num_classes=2)
     model = initialized_model(config, 3, 4)
-    u_mix, u_logistic = draw_noise(2, 3, 4, config.nr_logistic_mix, seed=3)
+    u_mix, u_logistic = draw_noise(distribution_of(config), 2, 3, 4, seed=3)
     labels = tf.constant([1, 0])
     # the same ops on the same shapes in the same order, only the loop around them differs: identical
-    graph = tf.function(lambda u, v: sample_cached(model, u, v, labels))(u_mix, u_logistic)
-    np.testing.assert_array_equal(graph.numpy(), CachedSampler(model)(u_mix, u_logistic, labels).numpy())
+    graph = tf.function(lambda noise: sample_cached(model, noise, labels))((u_mix, u_logistic))
+    np.testing.assert_array_equal(graph.numpy(), CachedSampler(model)((u_mix, u_logistic), labels).numpy())
 
 
 def test_follows_the_weights():
     """Weights are read when a row is drawn: changing them changes the next samples."""
     config = small_config()
     model = initialized_model(config, 3, 3)
-    u_mix, u_logistic = draw_noise(2, 3, 3, config.nr_logistic_mix, seed=4)
+    u_mix, u_logistic = draw_noise(distribution_of(config), 2, 3, 3, seed=4)
     sampler = CachedSampler(model)
-    before = sampler(u_mix, u_logistic).numpy()
+    before = sampler((u_mix, u_logistic)).numpy()
     model.head.b.assign(model.head.b + 0.5)
-    after = sampler(u_mix, u_logistic).numpy()
+    after = sampler((u_mix, u_logistic)).numpy()
     assert np.any(before != after)
-    assert_same_draws(model, after, NaiveSampler(model)(u_mix, u_logistic), u_mix, u_logistic)
+    assert_same_draws(model, after, NaiveSampler(model)((u_mix, u_logistic)), u_mix, u_logistic)

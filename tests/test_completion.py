@@ -6,6 +6,7 @@ import pytest
 
 from conftest import initialized_model, small_config, trained_tiny_model
 from draws import assert_levels_follow, assert_same_draws, red_level_probabilities
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.config import VARIANTS
 from pixelsnail_tf.images import uint8_to_float
 from pixelsnail_tf.sampling import complete, draw_noise, prefix_lengths
@@ -46,7 +47,7 @@ def test_fast_completes_what_naive_completes(variant):
     counts = np.array([size[1] + 2, 2 * size[1]])
     fast = complete(model, images, given_pixels=counts, num_samples=2, seed=11, sampler="fast")
     naive = complete(model, images, given_pixels=counts, num_samples=2, seed=11, sampler="naive")
-    u_mix, u_logistic = draw_noise(4, *size, model.config.nr_logistic_mix, 11)
+    u_mix, u_logistic = draw_noise(distribution_of(model.config), 4, *size, 11)
     assert_same_draws(model, fast.reshape(4, *size, 3), naive.reshape(4, *size, 3), u_mix.numpy(),
                       u_logistic.numpy())
 

@@ -109,7 +109,8 @@ def test_clear_errors(tmp_path, test_images):
     assert run.returncode == 1 and "--model=h6_hier4 is not supported: " in last_line(run)
 
 
-MODEL_FLAGS = ["model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity", "attn_rep"]
+MODEL_FLAGS = ["model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity", "attn_rep", "output",
+               "num_codes"]
 
 
 @pytest.mark.parametrize("module, own_flags", [

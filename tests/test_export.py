@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from tolerances import NETWORK_RTOL
 from draws import assert_same_draws
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, complete, draw_noise
 from pixelsnail_tf.serving import MAX_SAMPLES, export_saved_model
@@ -77,8 +78,8 @@ def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny
     drawn = np.array(result["images"])
     assert result["dtype"] == "uint8" and drawn.shape == (2, 8, 8, 3)
     # what sample.py --seed=5 draws: the naive sampler's images, but for rounding flips (draws.py)
-    u_mix, u_logistic = draw_noise(2, 8, 8, tiny_config.nr_logistic_mix, seed=5)
-    naive = NaiveSampler(model)(u_mix, u_logistic)
+    u_mix, u_logistic = draw_noise(distribution_of(tiny_config), 2, 8, 8, seed=5)
+    naive = NaiveSampler(model)((u_mix, u_logistic))
     assert_same_draws(model, drawn.astype(np.uint8), naive, u_mix, u_logistic)
     # complete: what sampling.complete draws with the same seed (the naive sampler's, but for flips)
     completions = np.array(result["completions"], np.uint8)
@@ -88,7 +89,7 @@ def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny
         np.testing.assert_array_equal(completions[i].reshape(2, 64, 3)[:, :count],
                                       np.broadcast_to(images[i].reshape(64, 3)[:count], (2, count, 3)))
     naive = complete(model, images, given_pixels=[24, 29], num_samples=2, seed=6, sampler="naive")
-    u_mix, u_logistic = draw_noise(4, 8, 8, tiny_config.nr_logistic_mix, seed=6)
+    u_mix, u_logistic = draw_noise(distribution_of(tiny_config), 4, 8, 8, seed=6)
     assert_same_draws(model, completions.reshape(4, 8, 8, 3), naive.reshape(4, 8, 8, 3), u_mix, u_logistic)
 
 

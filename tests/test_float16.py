@@ -1,29 +1,16 @@
-"""float16 mixed precision: float16 compute, float32 weights, likelihood and state; training with a
-dynamic loss scale that skips steps whose gradients overflow, as Keras' LossScaleOptimizer."""
+"""float16 mixed precision's training: a dynamic loss scale that skips steps whose gradients overflow,
+as Keras' LossScaleOptimizer (its bits/dim and samplers: test_mixed_precision.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import trained_tiny_model
 from pixelsnail_tf.optimizer import DynamicLossScale
-from pixelsnail_tf.sampling import CachedSampler, NaiveSampler, draw_noise
 from pixelsnail_tf.training import RunConfig, TrainConfig, Trainer, fit
 
 pytestmark = pytest.mark.paths
 
 MIXED = "mixed_float16"
-
-
-@pytest.mark.parametrize("use_ema", [True, False])
-def test_bits_per_dim_within_half_a_percent_of_float32(tiny_config, tiny_reference, use_ema):
-    model = trained_tiny_model(tiny_config, use_ema=use_ema, dtype=MIXED)
-    expected = tiny_reference["bpd_test_ema_final" if use_ema else "bpd_test_raw_final"]
-    bpd = model.bits_per_dim(tiny_reference["x_test_u8"]).numpy()
-    assert bpd.dtype == np.float32
-    np.testing.assert_allclose(bpd, expected, rtol=5e-3)  # per image, the original's float32 numbers
-    assert np.abs(bpd - expected).max() > 1e-6  # float16 was used
-    assert model.compute_dtype == "float16" and all(w.dtype == "float32" for w in model.weights)
 
 
 def test_loss_scale_follows_keras_rules():
@@ -108,14 +95,3 @@ def test_training_skips_overflowing_steps_goes_on_and_resumes(tmp_path, tiny_con
     assert back.step == 15 - count  # the float32 checkpoint has no scale: a new one, 2^15, no skips
     assert float(back.loss_scale.scale.numpy()) == 2.0 ** 15
 
-
-def test_samplers_in_float16(tiny_config):
-    model = trained_tiny_model(tiny_config, dtype=MIXED)
-    u_mix, u_logistic = draw_noise(2, 5, 6, tiny_config.nr_logistic_mix, seed=9)
-    naive = NaiveSampler(model)(u_mix, u_logistic).numpy()
-    fast = CachedSampler(model)(u_mix, u_logistic).numpy()
-    assert naive.dtype == fast.dtype == np.float32
-    # as for bfloat16 (test_mixed_precision.py): the same draws but for rare flips near a boundary
-    assert np.mean(naive == fast) > 0.75
-    float32 = CachedSampler(trained_tiny_model(tiny_config))(u_mix, u_logistic).numpy()
-    assert np.mean(float32 == fast) > 0.5

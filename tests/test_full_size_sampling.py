@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from draws import assert_same_draws
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.config import ModelConfig
 from pixelsnail_tf.images import round_to_levels
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
@@ -28,7 +29,7 @@ def test_first_two_rows_of_the_cifar_config_equal_the_naive_samplers():
     model = build_model(config)
     rng = np.random.default_rng(0)
     model.initialize(rng.uniform(-1, 1, (IMAGES, SIDE, SIDE, 3)).astype(np.float32))
-    u_mix, u_logistic = draw_noise(IMAGES, SIDE, SIDE, config.nr_logistic_mix, seed=7)
+    u_mix, u_logistic = draw_noise(distribution_of(config), IMAGES, SIDE, SIDE, seed=7)
 
     @tf.function
     def naive_pixel(canvas, r, c):  # the whole network on the canvas, for one pixel

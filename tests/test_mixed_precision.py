@@ -1,31 +1,38 @@
-"""bfloat16 mixed precision: bfloat16 compute, float32 weights, softmax, output layer and likelihood."""
+"""Mixed precision (bfloat16, float16): compute in it, float32 weights, softmax, output layer, likelihood
+and training state (float16's loss scaling: test_float16.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import small_config, trained_tiny_model
-from pixelsnail_tf.sampling import CachedSampler
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.model import PixelSNAIL
-from pixelsnail_tf.sampling import NaiveSampler, draw_noise
+from pixelsnail_tf.sampling import CachedSampler, NaiveSampler, draw_noise
 from pixelsnail_tf.training import TrainConfig, Trainer
 
-pytestmark = [pytest.mark.paths, pytest.mark.bfloat16]
+pytestmark = pytest.mark.paths
 
 MIXED = "mixed_bfloat16"
+# The policies, each with the dtype the layers compute in; bfloat16 tests are skipped where the CPU
+# cannot run them (conftest.py).
+POLICIES = [pytest.param("mixed_bfloat16", "bfloat16", marks=pytest.mark.bfloat16, id="bfloat16"),
+            pytest.param("mixed_float16", "float16", id="float16")]
 
 
+@pytest.mark.parametrize("policy, compute", POLICIES)
 @pytest.mark.parametrize("use_ema", [True, False])
-def test_bits_per_dim_within_half_a_percent_of_float32(tiny_config, tiny_reference, use_ema):
-    model = trained_tiny_model(tiny_config, use_ema=use_ema, dtype=MIXED)
+def test_bits_per_dim_within_half_a_percent_of_float32(tiny_config, tiny_reference, use_ema, policy, compute):
+    model = trained_tiny_model(tiny_config, use_ema=use_ema, dtype=policy)
     expected = tiny_reference["bpd_test_ema_final" if use_ema else "bpd_test_raw_final"]
     bpd = model.bits_per_dim(tiny_reference["x_test_u8"]).numpy()
     assert bpd.dtype == np.float32
     np.testing.assert_allclose(bpd, expected, rtol=5e-3)  # per image, the original's float32 numbers
-    assert np.abs(bpd - expected).max() > 1e-5  # bfloat16 was used
-    assert model.compute_dtype == "bfloat16" and all(w.dtype == "float32" for w in model.weights)
+    assert np.abs(bpd - expected).max() > 1e-6  # the low precision was used
+    assert model.compute_dtype == compute and all(w.dtype == "float32" for w in model.weights)
 
 
+@pytest.mark.bfloat16
 def test_training_step_keeps_float32_state(tiny_config, tiny_reference):
     trainer = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
     trainer.initialize(tiny_reference["x_init_u8"])
@@ -43,21 +50,24 @@ def test_training_step_keeps_float32_state(tiny_config, tiny_reference):
         assert w.dtype == "float32" and trainer.ema.shadow(w).dtype == tf.float32
 
 
-def test_samplers_in_bfloat16(tiny_config):
-    model = trained_tiny_model(tiny_config, dtype=MIXED)
-    u_mix, u_logistic = draw_noise(2, 5, 6, tiny_config.nr_logistic_mix, seed=9)
-    naive = NaiveSampler(model)(u_mix, u_logistic).numpy()
-    fast = CachedSampler(model)(u_mix, u_logistic).numpy()
+@pytest.mark.parametrize("policy, compute", POLICIES)
+def test_samplers_in_mixed_precision(tiny_config, policy, compute):
+    model = trained_tiny_model(tiny_config, dtype=policy)
+    assert model.compute_dtype == compute
+    u_mix, u_logistic = draw_noise(distribution_of(tiny_config), 2, 5, 6, seed=9)
+    naive = NaiveSampler(model)((u_mix, u_logistic)).numpy()
+    fast = CachedSampler(model)((u_mix, u_logistic)).numpy()
     assert naive.dtype == fast.dtype == np.float32
-    # Both bfloat16, summed in different orders: a rare flip of one level changes what follows, so
+    # Both in low precision, summed in different orders: a rare flip of one level changes what follows, so
     # the images agree in most sub-pixels, not all (unrelated samplers agree in ~1%). That the fast
     # sampler's steps give every pixel the parameters the model gives it, as accurately as the
-    # bfloat16 model itself, is tested in test_steps.py; here, that both draw real samples alike.
+    # low-precision model itself, is tested in test_steps.py; here, that both draw real samples alike.
     assert np.mean(naive == fast) > 0.75
-    float32 = CachedSampler(trained_tiny_model(tiny_config))(u_mix, u_logistic).numpy()
+    float32 = CachedSampler(trained_tiny_model(tiny_config))((u_mix, u_logistic)).numpy()
     assert np.mean(float32 == fast) > 0.5
 
 
+@pytest.mark.bfloat16
 def test_config_round_trip_keeps_the_policy():
     model = PixelSNAIL(small_config(), dtype=MIXED)
     clone = PixelSNAIL.from_config(model.get_config())

@@ -50,7 +50,7 @@ def test_sample_draws_from_the_converted_weights(converted, tmp_path):
     model = build_model(bundle_config(PXPP))
     model.build(None)
     checkpoints.load_tf1_checkpoint(model, str(PXPP / "trained"))
-    expected = CachedSampler(model)(*draw_noise(2, 8, 8, 2, 4))  # fast == naive: test_cached_sampling
+    expected = CachedSampler(model)(draw_noise(model.distribution, 2, 8, 8, 4))  # fast == naive: test_cached_sampling
     drawn = np.load(tmp_path / "s" / "samples.npy")
     np.testing.assert_array_equal(drawn, float_to_uint8(expected).numpy())
 

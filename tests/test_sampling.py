@@ -10,6 +10,7 @@ import tensorflow as tf
 from commands import invoke
 from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from draws import EPSILON, assert_levels_follow, assert_same_draws, red_level_probabilities
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
 from pixelsnail_tf.model import PixelSNAIL
 from pixelsnail_tf.sampling import CachedSampler
@@ -28,13 +29,13 @@ def test_replays_the_original_samples(bundle, kernels):
     tiny_reference = bundle.reference
     sampler = NaiveSampler(trained_tiny_model(bundle.config, kernels=kernels, directory=bundle.directory),
                            quantize=False)
-    x = sampler(tiny_reference["sample_rand_u_mix"], tiny_reference["sample_rand_u_logistic"])
+    x = sampler((tiny_reference["sample_rand_u_mix"], tiny_reference["sample_rand_u_logistic"]))
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_rand_x"], atol=EPSILON)
     # greedy: Gumbel term 0 (u = 1/e) and logistic noise 0 (u = 1/2). Here differences of ~1e-7 in the
     # network output grow ~1000x through 64 continuous steps: measured 3.7e-5 with the reference
     # kernels, up to 1.3e-4 with the fast ones. A wrong step would be off by > 1e-2.
     mix_shape, shape = tiny_reference["sample_rand_u_mix"].shape, tiny_reference["sample_greedy_x"].shape
-    x = sampler(np.full(mix_shape, math.exp(-1), np.float32), np.full(shape, 0.5, np.float32))
+    x = sampler((np.full(mix_shape, math.exp(-1), np.float32), np.full(shape, 0.5, np.float32)))
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_greedy_x"], atol=3e-4)
 
 
@@ -45,7 +46,7 @@ def test_equals_a_plain_step_by_step_implementation(quantize):
     rng = np.random.default_rng(5)
     labels = np.array([0, 2])
     model.initialize(rng.uniform(-1, 1, (2, 3, 5, 3)).astype(np.float32), labels)
-    u_mix, u_logistic = draw_noise(2, 3, 5, 2, seed=11)
+    u_mix, u_logistic = draw_noise(model.distribution, 2, 3, 5, seed=11)
     canvas = np.zeros((2, 3, 5, 3), np.float32)
     # compiled like the sampler's loop body, so that both see the same graph rewrites
     forward = tf.function(lambda canvas: model(canvas, tf.constant(labels)))
@@ -54,7 +55,7 @@ def test_equals_a_plain_step_by_step_implementation(quantize):
     for r in range(3):
         for c in range(5):
             canvas[:, r, c] = draw(forward(canvas)[:, r, c], u_mix[:, r, c], u_logistic[:, r, c])
-    result = NaiveSampler(model, quantize=quantize)(u_mix, u_logistic, tf.constant(labels)).numpy()
+    result = NaiveSampler(model, quantize=quantize)((u_mix, u_logistic), tf.constant(labels)).numpy()
     np.testing.assert_array_equal(result, canvas)
     if quantize:  # every value is exactly an 8-bit level
         levels = result * 127.5 + 127.5
@@ -67,8 +68,8 @@ def test_first_pixel_follows_the_model_distribution():
     model = PixelSNAIL(small_config(nr_logistic_mix=3))
     model.initialize(np.random.default_rng(6).uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32))
     params = model(np.zeros((1, 1, 1, 3), np.float32)).numpy()[0, 0, 0]
-    u_mix, u_logistic = draw_noise(4000, 1, 1, 3, seed=2024)
-    red = NaiveSampler(model)(u_mix, u_logistic).numpy()[:, 0, 0, 0]
+    u_mix, u_logistic = draw_noise(model.distribution, 4000, 1, 1, seed=2024)
+    red = NaiveSampler(model)((u_mix, u_logistic)).numpy()[:, 0, 0, 0]
     assert_levels_follow(np.round(red * 127.5 + 127.5), red_level_probabilities(params, 3))
 
 
@@ -101,7 +102,7 @@ def test_sample_py(tmp_path, tiny_reference, tiny_config):
         assert run.returncode == 0, run.stderr
     a, b = np.load(tmp_path / "a" / "samples.npy"), np.load(tmp_path / "b" / "samples.npy")
     assert a.shape == (3, 4, 6, 3)
-    u_mix, u_logistic = draw_noise(3, 4, 6, tiny_config.nr_logistic_mix, seed=7)
+    u_mix, u_logistic = draw_noise(distribution_of(tiny_config), 3, 4, 6, seed=7)
     assert_same_draws(trained_tiny_model(tiny_config), a, b, u_mix, u_logistic)  # but for rounding flips
     assert not (tmp_path / "a" / "samples_float.npy").exists()
     run = sample_cli(ckpt, *TINY_FLAGS, "--class_label=1", f"--out_dir={tmp_path / 'c'}")
@@ -159,8 +160,8 @@ def test_sample_py_in_bfloat16(tmp_path, tiny_config):
                      "--image_size=4,6", "--mixed_precision=bfloat16", f"--out_dir={tmp_path}")
     assert run.returncode == 0, run.stderr
     bf16 = np.load(tmp_path / "samples.npy")
-    u_mix, u_logistic = draw_noise(3, 4, 6, tiny_config.nr_logistic_mix, seed=7)
-    float32 = float_to_uint8(CachedSampler(trained_tiny_model(tiny_config))(u_mix, u_logistic)).numpy()
+    u_mix, u_logistic = draw_noise(distribution_of(tiny_config), 3, 4, 6, seed=7)
+    float32 = float_to_uint8(CachedSampler(trained_tiny_model(tiny_config))((u_mix, u_logistic))).numpy()
     # bfloat16 rounds the network's sums to 8 significant bits: level flips are frequent, and each one
     # changes what follows; the draws still agree far more often than unrelated samples (~1%)
     assert bf16.shape == float32.shape and np.any(bf16 != float32) and np.mean(bf16 == float32) > 0.3

@@ -15,6 +15,7 @@ import tensorflow as tf
 from conftest import TINY, TINY_FLAGS
 from tolerances import NETWORK_RTOL
 from draws import assert_same_draws
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf import checkpoints, cli
 from pixelsnail_tf.images import image_grid
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
@@ -168,9 +169,9 @@ def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
     assert checkpoints.read_config(str(tmp_path / "run")).num_classes == 3
     # the sample grid: the fast sampler, EMA weights, labels 0, 1, 2, 0, noise from the run's seed
     model, _, _ = cli.load_model(str(tmp_path / "run"), {}, {}, use_ema=True)
-    u_mix, u_logistic = draw_noise(4, 8, 8, model.config.nr_logistic_mix, seed=42)
+    u_mix, u_logistic = draw_noise(distribution_of(model.config), 4, 8, 8, seed=42)
     labels = tf.constant([0, 1, 2, 0])
-    drawn = NaiveSampler(model)(u_mix, u_logistic, labels)
+    drawn = NaiveSampler(model)((u_mix, u_logistic), labels)
     png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "run" / "samples_1x.png"))).numpy()
     cells = [(1 + 9 * (i // 2), 1 + 9 * (i % 2)) for i in range(4)]  # 2 x 2 grid of 8x8 images
     fast = np.stack([png[top:top + 8, left:left + 8] for top, left in cells])

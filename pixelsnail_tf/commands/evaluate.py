@@ -3,6 +3,9 @@
   pixelsnail-evaluate --checkpoint=checkpoints/cifar --dataset=cifar10
   pixelsnail-evaluate --checkpoint=PREFIX --images=test.npy --json_out=result.json
   pixelsnail-evaluate --checkpoint=PREFIX --images=some.npy --heatmap_dir=maps   # where they are unlikely
+
+A model of codes (--output=categorical) evaluates integer code maps (--images: int [N,H,W]); its bpd
+is bits per code.
 """
 
 import json
@@ -31,8 +34,8 @@ def define_flags(fv):
                         "train.npz/test.npz, or tensorflow_datasets' data directory, where it downloads "
                         "to (default: ./data for files, tensorflow_datasets' own for downloads)",
                         flag_values=fv)
-    flags.DEFINE_string("images", None, "evaluate on these images instead: a .npy file of uint8 [N,H,W,3]",
-                        flag_values=fv)
+    flags.DEFINE_string("images", None, "evaluate on these images instead: a .npy file of uint8 [N,H,W,3] "
+                        "(a model of codes: int codes [N,H,W])", flag_values=fv)
     flags.DEFINE_integer("batch_size", 16, "images per forward pass", lower_bound=1, flag_values=fv)
     flags.DEFINE_string("json_out", None, "write {bpd, per_image_bpd, per_image_log_likelihood} here",
                         flag_values=fv)
@@ -53,12 +56,16 @@ def main(values):
             heatmaps.check_folder(values.heatmap_dir)
         model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
                                              cli.explicit_model_flags(values), use_ema=values.ema)
+        distribution = model.distribution
         if values.images:
-            images, labels = data.load_images_npy(values.images), None
+            images, labels = data.load_array_npy(values.images, distribution.data), None
+            where = values.images
         else:
             trained = run_folder.recorded_flag(os.path.dirname(prefix), "image_size")
             images, labels = data.load_split(values.dataset, "test", values.data_dir,
                                              trained and cli.image_size(trained))
+            where = f"--dataset={values.dataset}'s test data"
+        distribution.check_array(images, where)
         if not model.config.num_classes:
             labels = None
         ll = evaluation.log_likelihood(model, images, labels, batch_size=values.batch_size,
@@ -67,7 +74,7 @@ def main(values):
         cli.fail(error)
     try:
         if values.heatmap_dir:
-            low, high = heatmaps.write(values.heatmap_dir, images, -ll / math.log(2.0))
+            low, high = heatmaps.write(values.heatmap_dir, distribution.pictures(images), -ll / math.log(2.0))
             print(f"heat maps of {len(images)} images in {values.heatmap_dir} ({low:g} to {high:.2f} bits "
                   f"per pixel)")
             ll = ll.sum(axis=(1, 2))

@@ -9,6 +9,8 @@ samples_1x.png (the grid at one pixel per pixel) and samples.npy (uint8 [N,H,W,3
 with --original_sampling also samples_float.npy (float32 in [-1, 1], the values fed back).
 With --complete: samples.npy holds the completions, uint8 [N, num_samples, H, W, 3], and the grid has
 a row per image: the image, its given part (the rest grey), its completions.
+A model of codes (--output=categorical) draws code maps: samples.npy int32 [N,H,W] ([N, num_samples,
+H, W] with --complete, of codes int [N,H,W] in the .npy), the grid shows codes as grey levels.
 """
 
 import os
@@ -20,7 +22,7 @@ import tensorflow as tf
 from absl import flags
 
 from pixelsnail_tf import cli, data
-from pixelsnail_tf.images import float_to_uint8, write_grid_pngs
+from pixelsnail_tf.images import write_grid_pngs
 from pixelsnail_tf.sampling import SAMPLERS, complete, draw_noise, prefix_lengths
 
 
@@ -61,21 +63,24 @@ def define_flags(fv):
     cli.define_kernels_flag(fv)
 
 
-def noise(values, mixtures, prefix):
+def noise(values, distribution, prefix):
+    """The noise tuple (draw_noise's): drawn from --seed, or replayed from --noise_from."""
     if not values.noise_from:
         height, width = cli.image_size_for(values, prefix)
-        return draw_noise(values.num_samples, height, width, mixtures, values.seed)
-    arrays = data.load_npz_arrays(values.noise_from, ["u_mix", "u_logistic"],
-                                  f"uniform noise u_mix [S,H,W,{mixtures}] and u_logistic [S,H,W,3]")
-    u_mix, u_logistic = (arrays[name].astype(np.float32) for name in ("u_mix", "u_logistic"))
-    if u_mix.ndim != 4 or u_mix.shape[-1] != mixtures or u_logistic.shape != u_mix.shape[:3] + (3,):
-        raise ValueError(f"{values.noise_from}: u_mix must be [S,H,W,{mixtures}] and u_logistic [S,H,W,3], "
-                         f"got {u_mix.shape} and {u_logistic.shape}")
-    for name, u in (("u_mix", u_mix), ("u_logistic", u_logistic)):
+        return draw_noise(distribution, values.num_samples, height, width, values.seed)
+    shapes = distribution.noise_shapes
+    wanted = " and ".join(f"{name} [S,H,W,{shape[0]}]" for name, shape in shapes.items())
+    arrays = data.load_npz_arrays(values.noise_from, list(shapes), f"uniform noise {wanted}")
+    arrays = [arrays[name].astype(np.float32) for name in shapes]
+    leading = arrays[0].shape[:3]
+    if any(u.ndim != 4 or u.shape != leading + shape for u, shape in zip(arrays, shapes.values())):
+        raise ValueError(f"{values.noise_from}: noise must be {wanted}, got "
+                         f"{' and '.join(str(u.shape) for u in arrays)}")
+    for name, u in zip(shapes, arrays):
         if not np.all((u > 0) & (u < 1)):  # 0 and 1 would draw infinities; NaN fails too
             raise ValueError(f"{values.noise_from}: {name} must hold uniform noise in (0, 1), got values "
                              f"outside it (or NaN)")
-    return u_mix, u_logistic
+    return tuple(arrays)
 
 
 def labels_for(values, count, num_classes):
@@ -90,8 +95,7 @@ def labels_for(values, count, num_classes):
     return np.full(count, values.class_label)
 
 
-def completion_inputs(values):
-    """(images, given pixel counts [N]) of --complete with --given_rows or --given_mask, checked."""
+def check_completion_flags(values):
     if values.given_rows is None and values.given_mask is None:
         raise ValueError("--complete needs --given_rows or --given_mask")
     if values.given_rows is not None and values.given_mask is not None:
@@ -99,7 +103,13 @@ def completion_inputs(values):
     if values.noise_from or values.original_sampling:
         raise ValueError("--complete draws its own noise and feeds back 8-bit levels: leave out "
                          "--noise_from and --original_sampling")
-    images = data.load_images_npy(values.complete)
+
+
+def completion_inputs(values, distribution):
+    """(images or codes, given pixel counts [N]) of --complete with --given_rows or --given_mask,
+    checked."""
+    images = data.load_array_npy(values.complete, f"{distribution.data}")
+    distribution.check_array(images, values.complete)
     count, height, width = images.shape[:3]
     if values.given_rows is not None:
         if values.given_rows > height:
@@ -113,7 +123,7 @@ def completion_inputs(values):
 
 
 def masked(images, counts):
-    """The given part of each image, the rest grey."""
+    """The given part of each image (uint8 RGB), the rest grey."""
     flat = images.reshape(len(images), -1, 3).copy()
     flat[np.arange(flat.shape[1])[None] >= counts[:, None]] = 128
     return flat.reshape(images.shape)
@@ -121,10 +131,11 @@ def masked(images, counts):
 
 def main_complete(values):
     try:
+        check_completion_flags(values)
         cli.check_output_folder(values.out_dir, "--out_dir")
-        images, counts = completion_inputs(values)
         model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
                                              cli.explicit_model_flags(values), use_ema=values.ema)
+        images, counts = completion_inputs(values, model.distribution)
         labels = labels_for(values, len(images), model.config.num_classes)
         total = len(images) * values.num_samples
         progress = keras.utils.Progbar(total, unit_name="completion")
@@ -134,8 +145,10 @@ def main_complete(values):
     except (ValueError, FileNotFoundError, KeyError) as error:
         cli.fail(error)
     np.save(os.path.join(values.out_dir, "samples.npy"), completions)
-    rows = np.concatenate([images[:, None], masked(images, counts)[:, None], completions], axis=1)
-    write_grid_pngs(values.out_dir, rows.reshape(-1, *images.shape[1:]), columns=rows.shape[1])
+    pictures = model.distribution.pictures
+    rows = np.concatenate([pictures(images)[:, None], masked(pictures(images), counts)[:, None],
+                           pictures(completions)], axis=1)
+    write_grid_pngs(values.out_dir, rows.reshape(-1, *rows.shape[2:]), columns=rows.shape[1])
     print(f"wrote {values.num_samples} completions of each of {len(images)} images to {values.out_dir}/ "
           f"({'EMA' if values.ema else 'raw'} weights, {kind} checkpoint {prefix})")
 
@@ -149,11 +162,15 @@ def main(values):
         cli.check_output_folder(values.out_dir, "--out_dir")
         model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
                                              cli.explicit_model_flags(values), use_ema=values.ema)
-        u_mix, u_logistic = noise(values, model.config.nr_logistic_mix, prefix)
-        labels = labels_for(values, u_mix.shape[0], model.config.num_classes)
+        distribution = model.distribution
+        if values.original_sampling and distribution.data != "images":
+            raise ValueError("--original_sampling is for images (continuous colour values); this model "
+                             "draws codes")
+        drawn_noise = noise(values, distribution, prefix)
+        labels = labels_for(values, drawn_noise[0].shape[0], model.config.num_classes)
     except (ValueError, FileNotFoundError, KeyError) as error:
         cli.fail(error)
-    count, height, width = u_mix.shape[:3]
+    count, height, width = drawn_noise[0].shape[:3]
     pixels = height * width
     progress = keras.utils.Progbar(count * pixels, unit_name="pixel")
     batch = {"start": 0, "size": 0}  # the batch being drawn, for the progress bar
@@ -165,13 +182,13 @@ def main(values):
         stop = min(start + values.batch_size, count)
         batch.update(start=start, size=stop - start)
         batch_labels = None if labels is None else tf.constant(labels[start:stop])
-        batches.append(sampler(u_mix[start:stop], u_logistic[start:stop], batch_labels).numpy())
+        batches.append(sampler(tuple(u[start:stop] for u in drawn_noise), batch_labels).numpy())
     samples = np.concatenate(batches)
-    images = float_to_uint8(samples).numpy()
-    np.save(os.path.join(values.out_dir, "samples.npy"), images)
+    stored = distribution.to_stored(samples).numpy()
+    np.save(os.path.join(values.out_dir, "samples.npy"), stored)
     if values.original_sampling:
         np.save(os.path.join(values.out_dir, "samples_float.npy"), samples)
-    write_grid_pngs(values.out_dir, images)
+    write_grid_pngs(values.out_dir, distribution.pictures(stored))
     print(f"wrote {count} samples of {height}x{width} to {values.out_dir}/ "
           f"({'EMA' if values.ema else 'raw'} weights, {kind} checkpoint {prefix})")
 

@@ -2,6 +2,7 @@
 
   pixelsnail-train --dataset=cifar10 --nr_gpu=8 --save_dir=runs/cifar10
   pixelsnail-train --dataset=npz --data_dir=mydata --nr_filters=64 --nr_resnet=1 --attn_rep=2
+  pixelsnail-train --dataset=npz --data_dir=codes --output=categorical --num_codes=512  (a VQ-VAE prior)
 
 Rerunning the same command resumes from the newest checkpoint in --save_dir; so does
 `pixelsnail-train --save_dir=DIR` alone: the run's folder records its flags (DIR/flags.txt).
@@ -17,6 +18,7 @@ from absl import flags
 
 from pixelsnail_tf import cli, data, run_folder
 from pixelsnail_tf.config import PRESETS
+from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.errors import first_line
 from pixelsnail_tf.training import NonFiniteLoss, RunConfig, TrainingStopped, fit
 from pixelsnail_tf.training import TrainConfig, Trainer, make_strategy
@@ -168,6 +170,8 @@ def main(values):
         else:
             model_config = cli.model_config_from_flags(values.flag_values_dict(),
                                                        dropout_p=values.dropout_p, num_classes=num_classes)
+        for split, array in (("training", train_images), ("test", test_images)):
+            distribution_of(model_config).check_array(array, f"--dataset={dataset}'s {split} data")
         train_config = TrainConfig(
             learning_rate=values.learning_rate, lr_decay=values.lr_decay, polyak_decay=values.polyak_decay,
             batch_size=values.batch_size, init_batch_size=values.init_batch_size,

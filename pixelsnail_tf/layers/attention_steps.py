@@ -80,8 +80,8 @@ class AttentionPixelSteps:
         return self.out_resnet(ul, a=tf.cast(mixed, ul.dtype), h=h)
 
     def store(self, finished, current, x, ul, r, c, h=None):
-        """The current cell row's caches with the key and value of pixel (r, c), from its drawn x [B,3]
-        and the block's input ul there."""
+        """The current cell row's caches with the key and value of pixel (r, c), from x [B,C] (what the
+        network reads of its drawn value) and the block's input ul there."""
         block = self.block
         kv = self.kv_projection(self.kv_resnet(
             tf.concat([tf.cast(x, ul.dtype), ul, finished[4][c]], axis=-1), h=h))

@@ -1,12 +1,12 @@
-"""Completing partly given images: the given pixels (a prefix in raster order) are kept and fed to the
-network as they are, the rest drawn by either sampler (the fast one fills its caches from the given
-pixels, it does not draw them). Same seed, same completions; both samplers draw the same ones.
+"""Completing partly given images (or code maps): the given pixels (a prefix in raster order) are kept
+and fed to the network as they are, the rest drawn by either sampler (the fast one fills its caches from
+the given pixels, it does not draw them). Same seed, same completions; both samplers draw the same ones.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from pixelsnail_tf.images import check_images, check_labels, float_to_uint8
+from pixelsnail_tf.images import check_labels
 from pixelsnail_tf.sampling.noise import draw_noise
 from pixelsnail_tf.sampling.registry import SAMPLERS
 
@@ -30,14 +30,16 @@ def prefix_lengths(mask):
 
 def complete(model, images, given_rows=None, given_pixels=None, num_samples=1, seed=0, sampler="fast",
              labels=None, batch_size=16, quantize=True, progress=None):
-    """uint8 completions [N, num_samples, H, W, 3] of images (uint8 [N,H,W,3] or float32 in [-1, 1]).
+    """uint8 completions [N, num_samples, H, W, 3] of images (uint8 [N,H,W,3] or float32 in [-1, 1]);
+    of a model of codes, int32 completions [N, num_samples, H, W] of codes [N,H,W].
 
     Either given_rows (the first R rows of every image are given) or given_pixels ([N] ints: each
     image's first k pixels in raster order; see prefix_lengths for a mask). Completion j of image i
     draws with the noise of sample i * num_samples + j of draw_noise(N * num_samples, ..., seed), so the
     result does not depend on batch_size. progress(done): completions finished so far.
     """
-    x = check_images(images)
+    distribution = model.distribution
+    x = distribution.check(images)
     count, height, width = x.shape[0], x.shape[1], x.shape[2]
     model.check_image_size(height, width)
     if (given_rows is None) == (given_pixels is None):
@@ -58,14 +60,14 @@ def complete(model, images, given_rows=None, given_pixels=None, num_samples=1, s
         labels = tf.repeat(labels, num_samples)
     repeated = tf.repeat(x, num_samples, axis=0)
     counts = np.repeat(given_pixels, num_samples)
-    u_mix, u_logistic = draw_noise(count * num_samples, height, width, model.config.nr_logistic_mix, seed)
+    noise = draw_noise(distribution, count * num_samples, height, width, seed)
     draw = SAMPLERS[sampler](model, quantize=quantize)
     done = []
     for start in range(0, count * num_samples, batch_size):
         part = slice(start, start + batch_size)
-        drawn = draw(u_mix[part], u_logistic[part], None if labels is None else labels[part],
+        drawn = draw(tuple(u[part] for u in noise), None if labels is None else labels[part],
                      given=(repeated[part], counts[part]))
-        done.append(float_to_uint8(drawn).numpy())
+        done.append(distribution.to_stored(drawn).numpy())
         if progress is not None:
             progress(min(start + batch_size, count * num_samples))
-    return np.concatenate(done).reshape(count, num_samples, height, width, 3)
+    return np.concatenate(done).reshape(count, num_samples, *x.shape[1:])

@@ -1,13 +1,12 @@
-"""The samplers' noise: uniform draws from a stateless seed, so the same seed gives the same images."""
+"""The samplers' noise: uniform draws from a stateless seed, so the same seed gives the same samples."""
 
 import tensorflow as tf
 
-from pixelsnail_tf.logistic_mixture import uniform_noise
 
-
-def draw_noise(num_samples, height, width, mixtures, seed):
-    """(u_mix [S,H,W,M], u_logistic [S,H,W,3]) from an integer seed (stateless RNG)."""
+def draw_noise(distribution, num_samples, height, width, seed):
+    """The noise of `num_samples` H x W samples of a model's distribution (model.distribution), from an
+    integer seed (stateless RNG): a tuple of uniforms [S,H,W,n] in [1e-5, 1 - 1e-5], named by
+    distribution.noise_shapes (images: u_mix [S,H,W,M] for the component choice, u_logistic [S,H,W,3]
+    for the logistics, as the original; codes: u_codes [S,H,W,K] for the Gumbel-max choice)."""
     seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-    mix_seed, logistic_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    return (uniform_noise([num_samples, height, width, mixtures], mix_seed),
-            uniform_noise([num_samples, height, width, 3], logistic_seed))
+    return distribution.noise(num_samples, height, width, seed)

@@ -1,0 +1,164 @@
+"""What a model is a distribution over (ModelConfig.output), and all that follows from it: the data it
+takes and how the network reads them, the width of its output layer, the likelihood, the samplers' noise
+and draw. The network between input and output is the same for both.
+
+  LogisticMixture  8-bit RGB images [B,H,W,3] (the original): the network reads x = 2k/255 - 1 per
+                   colour (images.py); each pixel is a discretized mixture of M logistics
+                   (logistic_mixture.py), 10*M parameters
+  Categorical      integer code maps [B,H,W] in [0, K), e.g. a VQ-VAE's: the network reads a learned
+                   embedding of each code (nr_filters channels); each code is a K-way softmax
+
+A "value" is what one position holds as the network reads it and the samplers write it (a pixel's three
+floats, or a code); "stored" is how users give and get them (uint8 images, int32 codes).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pixelsnail_tf import images as image_checks
+from pixelsnail_tf.logistic_mixture import (discretized_mix_logistic_pixel_log_prob,
+                                            sample_discretized_mix_logistic, uniform_noise)
+
+
+class LogisticMixture:
+    """8-bit RGB images; per pixel a discretized mixture of logistics (the original's output)."""
+
+    name = "logistic_mixture"
+    data = "images"  # what the data are called in messages
+    stored_dtype = tf.uint8
+    value_dtype = tf.float32
+    value_shape = (3,)
+    dims = 3  # sub-pixels per position: bits per dim divides by H*W*3
+
+    def __init__(self, config):
+        self.mixtures = config.nr_logistic_mix
+        self.parameters = 10 * self.mixtures
+        self.input_channels = 3
+        self.noise_shapes = {"u_mix": (self.mixtures,), "u_logistic": (3,)}
+
+    def input_layer(self):
+        """The layer that turns values into the network's input (None: they are the input)."""
+        return None
+
+    def check(self, data):
+        """Values (float32 [B,H,W,3] in [-1, 1]) of uint8 or float32 images; ValueError (one line)."""
+        return image_checks.check_images(data)
+
+    def check_array(self, array, where):
+        """ValueError (one line, naming `where`) unless `array` holds uint8 images [N,H,W,3]."""
+        if array.dtype != np.uint8 or len(array.shape) != 4 or array.shape[-1] != 3:
+            raise ValueError(f"{where} must hold uint8 images of shape [N, H, W, 3], got {array.dtype} of "
+                             f"shape {tuple(array.shape)}")
+
+    def range_checks(self, stored):
+        """Assertion ops (in a graph) that stored values lie in their range: none for uint8."""
+        return []
+
+    def from_stored(self, stored):
+        return image_checks.uint8_to_float(stored)
+
+    def to_stored(self, values):
+        return image_checks.float_to_uint8(values)
+
+    def pictures(self, stored):
+        """uint8 RGB images [N,H,W,3] to look at: the images themselves."""
+        return stored
+
+    def log_prob(self, values, params):
+        """Log-likelihood in nats of each position [B,H,W] (a pixel's three colours together)."""
+        return discretized_mix_logistic_pixel_log_prob(values, params)
+
+    def noise(self, count, height, width, seed):
+        """The uniforms every draw of `count` H x W samples uses, from stateless seeds [2] per name."""
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, len(self.noise_shapes)))
+        return tuple(uniform_noise([count, height, width, *shape], s)
+                     for shape, s in zip(self.noise_shapes.values(), seeds))
+
+    def draw(self, params, noise, quantize=True):
+        """Values [B,3] drawn at one position from its parameters [B,10M] and noise ([B,M], [B,3]);
+        quantize: each rounded to its 8-bit level (else the original's continuous values)."""
+        x = sample_discretized_mix_logistic(params, *noise)
+        return image_checks.round_to_levels(x) if quantize else x
+
+
+class Categorical:
+    """Integer codes in [0, num_codes); per code a softmax over the codes (a VQ-VAE prior)."""
+
+    name = "categorical"
+    data = "codes"
+    stored_dtype = tf.int32
+    value_dtype = tf.int32
+    value_shape = ()
+    dims = 1
+
+    def __init__(self, config):
+        self.num_codes = config.num_codes
+        self.parameters = self.num_codes
+        self.input_channels = config.nr_filters
+        self.noise_shapes = {"u_codes": (self.num_codes,)}
+
+    def input_layer(self):
+        # float32 weights and lookup (cast to the compute dtype after), as every weight of the model
+        return keras.layers.Embedding(self.num_codes, self.input_channels, dtype="float32", name="embedding")
+
+    def check(self, data):
+        """int32 codes [B,H,W] of integer codes in [0, num_codes); values checked when concrete."""
+        if not tf.is_tensor(data):
+            data = np.asarray(data)
+        dtype, shape = tf.as_dtype(data.dtype), tuple(data.shape)
+        if len(shape) != 3 or not dtype.is_integer:
+            raise ValueError(f"codes must be integers of shape [batch, height, width], got {dtype.name} of "
+                             f"shape {shape}")
+        if not (tf.is_tensor(data) and tf.is_symbolic_tensor(data)):
+            self._check_range(np.asarray(data), "codes")
+        return tf.cast(data, tf.int32)
+
+    def check_array(self, array, where):
+        if array.dtype.kind not in "iu" or len(array.shape) != 3:
+            raise ValueError(f"{where} must hold integer codes of shape [N, H, W], got {array.dtype} of "
+                             f"shape {tuple(array.shape)}")
+        self._check_range(np.asarray(array), where)
+
+    def _check_range(self, values, where):
+        if values.size and (values.min() < 0 or values.max() >= self.num_codes):
+            raise ValueError(f"{where}: codes must lie in [0, {self.num_codes}) (--num_codes), got values in "
+                             f"[{values.min()}, {values.max()}]")
+
+    def range_checks(self, stored):
+        # the embedding would fail (CPU) or read zeros (GPU) on another code
+        message = f"codes must lie in [0, {self.num_codes})"
+        return [tf.debugging.assert_greater_equal(stored, 0, message=message),
+                tf.debugging.assert_less(stored, self.num_codes, message=message)]
+
+    def from_stored(self, stored):
+        return tf.cast(stored, tf.int32)
+
+    def to_stored(self, values):
+        return tf.cast(values, tf.int32)
+
+    def pictures(self, stored):
+        """Codes as grey levels (0 black, num_codes - 1 white), uint8 [N,H,W,3]."""
+        grey = np.round(np.asarray(stored, np.float64) * 255.0 / (self.num_codes - 1)).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+
+    def log_prob(self, values, params):
+        """log softmax(params)[code] of each position [B,H,W]."""
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=values, logits=params)
+
+    def noise(self, count, height, width, seed):
+        (shape,) = self.noise_shapes.values()
+        return (uniform_noise([count, height, width, *shape], seed),)
+
+    def draw(self, params, noise, quantize=True):
+        """Codes [B] drawn by the Gumbel-max trick from logits [B,K] and uniforms [B,K]."""
+        (u,) = noise
+        return tf.argmax(params - tf.math.log(-tf.math.log(u)), axis=-1, output_type=tf.int32)
+
+
+DISTRIBUTIONS = {kind.name: kind for kind in (LogisticMixture, Categorical)}
+
+
+def distribution_of(config):
+    """The distribution of a model config (its `output`)."""
+    return DISTRIBUTIONS[config.output](config)
