@@ -1,4 +1,5 @@
-"""Image data sets as uint8 NHWC arrays: the original's file formats, tensorflow_datasets, .npy files.
+"""Image data sets as uint8 NHWC arrays (and code maps as integer NHW arrays): the original's file
+formats, tensorflow_datasets, .npz and .npy files.
 
 Under `data_dir` the original's layouts are read first:
   cifar10:    <data_dir>/cifar-10-python/cifar-10-batches-py/{data_batch_1..5, test_batch}
@@ -120,7 +121,8 @@ def _reachable(hosts):
 
 
 def load_split(dataset, split, data_dir=None, image_size=None):
-    """(images uint8 [N,H,W,3], labels int64 [N] or None) of `split` ("train" or "test").
+    """(images uint8 [N,H,W,3], labels int64 [N] or None) of `split` ("train" or "test"); npz files may
+    hold integer code maps [N,H,W] instead (for a model of codes: its distribution checks which).
 
     data_dir: where the original's files and npz files are (None: DEFAULT_DATA_DIR), and
     tensorflow_datasets' data directory (None: its own default, ~/tensorflow_datasets).
