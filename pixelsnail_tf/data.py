@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from pixelsnail_tf import image_folder
 from pixelsnail_tf.errors import first_line
+from pixelsnail_tf.images import check_image_array
 
 DATASETS = ("cifar10", "imagenet32", "npz", "demo", "folder:PATH", "tfds:NAME")
 FOLDER = "folder:"
@@ -32,7 +33,8 @@ FOLDER_IMAGE_SIZE = (32, 32)
 # --help's description of every --dataset.
 DATASET_HELP = ("cifar10 or imagenet32 (the original's files under --data_dir, else tensorflow_datasets, "
                 "downloading them), npz (<data_dir>/train.npz, test.npz: uint8 x [N,H,W,3], or int "
-                "codes x [N,H,W] for --output=categorical; optional int y [N]), demo (32x32 patches of the photographs in scikit-image), folder:PATH (the PNG/JPEG "
+                "codes x [N,H,W] for --output=categorical; optional int y [N]), demo (32x32 patches of the "
+                "photographs in scikit-image), folder:PATH (the PNG/JPEG "
                 "files under PATH, centre-cropped and resized to --image_size; test split: its test/ "
                 "subfolder, else 1 in 10 by file name), tfds:NAME (any tensorflow_datasets image data set: its "
                 "train split, and its test or else validation split)")
@@ -185,7 +187,7 @@ def _read_npz(path):
         images = _read_array(lambda: f["x"], f"{path}[x]")
         labels = _read_array(lambda: f["y"], f"{path}[y]") if "y" in f else None
     if not (images.dtype.kind in "iu" and images.ndim == 3):  # else codes, checked by the model's kind
-        _check_images(images, path)
+        check_image_array(images, path)
     if labels is not None:
         if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
             raise ValueError(f"{path}: y must be integers of shape [{len(images)}], got {labels.dtype} "
@@ -236,12 +238,6 @@ def _read_array(read, name):
         raise ValueError(f"{name}: its header declares an array too large to load") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot read {name}: a damaged or truncated file\n{first_line(error)}") from None
-
-
-def _check_images(images, path):
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"{path} must hold uint8 images of shape [N, H, W, 3], got {images.dtype} "
-                         f"of shape {images.shape}")
 
 
 def train_batches(images, labels, global_batch, epoch, seed, shuffle=True, skip=0):

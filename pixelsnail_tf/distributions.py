@@ -47,9 +47,7 @@ class LogisticMixture:
 
     def check_array(self, array, where):
         """ValueError (one line, naming `where`) unless `array` holds uint8 images [N,H,W,3]."""
-        if array.dtype != np.uint8 or len(array.shape) != 4 or array.shape[-1] != 3:
-            raise ValueError(f"{where} must hold uint8 images of shape [N, H, W, 3], got {array.dtype} of "
-                             f"shape {tuple(array.shape)}")
+        image_checks.check_image_array(array, where)
 
     def range_checks(self, stored):
         """Assertion ops (in a graph) that stored values lie in their range: none for uint8."""
@@ -110,7 +108,7 @@ class Categorical:
         if len(shape) != 3 or not dtype.is_integer:
             raise ValueError(f"codes must be integers of shape [batch, height, width], got {dtype.name} of "
                              f"shape {shape}")
-        if not (tf.is_tensor(data) and tf.is_symbolic_tensor(data)):
+        if image_checks.is_concrete(data):
             self._check_range(np.asarray(data), "codes")
         return tf.cast(data, tf.int32)
 

@@ -30,7 +30,7 @@ def round_to_levels(x):
     return uint8_to_float(float_to_uint8(x))
 
 
-def _is_concrete(t):
+def is_concrete(t):
     """True for numpy arrays and eager tensors, False inside a traced function."""
     return not (tf.is_tensor(t) and tf.is_symbolic_tensor(t))
 
@@ -52,7 +52,7 @@ def check_images(images):
     if dtype != tf.float32:
         raise ValueError(f"images must be uint8 in [0, 255] or float32 in [-1, 1], got dtype "
                          f"{dtype.name}")
-    if _is_concrete(images):
+    if is_concrete(images):
         values = np.asarray(images)
         if values.size and not np.all(np.isfinite(values)):
             raise ValueError("float images must lie in [-1, 1], got NaN/Inf values")
@@ -60,6 +60,13 @@ def check_images(images):
             raise ValueError(f"float images must lie in [-1, 1], got values in "
                              f"[{values.min():.4g}, {values.max():.4g}]")
     return tf.convert_to_tensor(images)
+
+
+def check_image_array(array, where):
+    """ValueError (one line, naming `where`) unless `array` (numpy-like) holds uint8 images [N,H,W,3]."""
+    if array.dtype != np.uint8 or len(array.shape) != 4 or array.shape[-1] != 3:
+        raise ValueError(f"{where} must hold uint8 images of shape [N, H, W, 3], got {array.dtype} of "
+                         f"shape {tuple(array.shape)}")
 
 
 def check_labels(labels, batch, num_classes):
@@ -75,7 +82,7 @@ def check_labels(labels, batch, num_classes):
     if not tf.as_dtype(labels.dtype).is_integer or tuple(labels.shape) != (batch,):
         raise ValueError(f"labels must be integers of shape ({batch},), got {tf.as_dtype(labels.dtype).name} "
                          f"of shape {tuple(labels.shape)}")
-    if _is_concrete(labels):
+    if is_concrete(labels):
         values = np.asarray(labels)
         if values.size and (values.min() < 0 or values.max() >= num_classes):
             raise ValueError(f"labels must lie in [0, {num_classes}), got values in "

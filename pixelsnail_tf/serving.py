@@ -110,6 +110,7 @@ def export_saved_model(model, path, height, width):
             input_signature=scalar + [tf.TensorSpec([], tf.int32, name="class_label")])
     else:
         sample = tf.function(draw, input_signature=scalar)
+
     def fill(stored, given_pixels, num_samples, seed, labels=None):
         message = described + " and given_pixels [batch]"
         valid, batch = shape_is_valid(stored)

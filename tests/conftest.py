@@ -68,7 +68,8 @@ def trained_tiny_model(config, use_ema=True, directory=TINY, **model_options):
 
 
 def initialized_model(config, height, width, seed=0):
-    """A model of `config` after a seeded data-dependent init on random images (labels if conditional)."""
+    """A model of `config` after a seeded data-dependent init on random images, or random code maps for
+    a model of codes (labels if conditional)."""
     import keras
     from pixelsnail_tf.model import build_model
     keras.utils.set_random_seed(seed)  # the same weights in every run: a failure can be reproduced
@@ -76,8 +77,12 @@ def initialized_model(config, height, width, seed=0):
     labels = np.arange(3) % config.num_classes if config.num_classes else None
     if config.model == "pxpp":  # its H/4 level must have more than one cell: the first sees no input,
         height, width = max(height, 8), max(width, 8)  # and the init would divide by a zero spread
-    images = np.random.default_rng(seed).uniform(-1, 1, (3, height, width, 3)).astype(np.float32)
-    model.initialize(images, labels)
+    rng = np.random.default_rng(seed)
+    if config.output == "categorical":
+        data = rng.integers(0, config.num_codes, (3, height, width))
+    else:
+        data = rng.uniform(-1, 1, (3, height, width, 3)).astype(np.float32)
+    model.initialize(data, labels)
     return model
 
 

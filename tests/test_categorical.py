@@ -11,13 +11,12 @@ import pytest
 import tensorflow as tf
 
 from commands import invoke
-from conftest import small_config
+from conftest import initialized_model, small_config
 from draws import assert_levels_follow
 from pixelsnail_tf import checkpoints
 from pixelsnail_tf.commands import convert, evaluate, export, sample, train
 from pixelsnail_tf.config import OUTPUTS, VARIANTS, ModelConfig
 from pixelsnail_tf.distributions import DISTRIBUTIONS
-from pixelsnail_tf.model import build_model
 from pixelsnail_tf.sampling import CachedSampler, NaiveSampler, complete, draw_noise
 from pixelsnail_tf.serving import export_saved_model
 from pixelsnail_tf.training import TrainConfig, Trainer
@@ -31,17 +30,6 @@ def codes_config(model="h12_noup_smallkey", **changes):
 
 def sides(model):
     return (4, 8) if model == "pxpp" else (4, 5)  # pxpp: multiples of 4
-
-
-def initialized(config, height, width, seed=0):
-    """A model of codes after a seeded data-dependent init on random code maps."""
-    keras.utils.set_random_seed(seed)
-    model = build_model(config)
-    labels = np.arange(3) % config.num_classes if config.num_classes else None
-    if config.model == "pxpp":  # its init needs two cell rows at H/4
-        height, width = max(height, 8), max(width, 8)
-    model.initialize(np.random.default_rng(seed).integers(0, CODES, (3, height, width)), labels)
-    return model
 
 
 def test_config_and_distributions_agree():
@@ -59,7 +47,7 @@ def test_every_variant_is_causal_over_codes(model_name):
     """d logits(i) / d x(j) == 0 exactly for j >= i, x the embedded codes; > 0 for the left and upper
     neighbours. And through the integer codes: changing code j changes no logits at positions <= j."""
     height, width = sides(model_name)
-    model = initialized(codes_config(model_name), height, width)
+    model = initialized_model(codes_config(model_name), height, width)
     codes = np.random.default_rng(1).integers(0, CODES, (1, height, width))
     x = model.network_input(tf.constant(codes), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
@@ -81,7 +69,7 @@ def test_every_variant_is_causal_over_codes(model_name):
 
 
 def test_log_likelihood_is_the_softmax_cross_entropy_of_the_logits():
-    model = initialized(codes_config(num_classes=2), 4, 5)
+    model = initialized_model(codes_config(num_classes=2), 4, 5)
     codes, labels = np.random.default_rng(2).integers(0, CODES, (3, 4, 5)), np.array([1, 0, 1])
     logits = model(codes, labels).numpy().astype(np.float64)
     log_softmax = logits - logits.max(-1, keepdims=True)
@@ -100,7 +88,7 @@ def test_log_likelihood_is_the_softmax_cross_entropy_of_the_logits():
     (np.full((2, 4, 5), -1), r"codes must lie in \[0, 5\)"),
 ])
 def test_bad_codes_are_one_line_errors(codes, message):
-    model = initialized(codes_config(), 4, 5)
+    model = initialized_model(codes_config(), 4, 5)
     with pytest.raises(ValueError, match=message):
         model.log_prob(codes)
 
@@ -135,7 +123,7 @@ STEPS = 300
 @pytest.mark.parametrize("model_name", sorted(VARIANTS))
 def test_fast_sampler_draws_the_naive_samplers_codes(model_name):
     height, width = sides(model_name)
-    model = initialized(codes_config(model_name, num_classes=2), height, width)
+    model = initialized_model(codes_config(model_name, num_classes=2), height, width)
     noise = draw_noise(model.distribution, 3, height, width, seed=7)
     labels = tf.constant([0, 1, 1])
     naive = NaiveSampler(model)(noise, labels).numpy()
@@ -147,14 +135,14 @@ def test_fast_sampler_draws_the_naive_samplers_codes(model_name):
 
 def test_first_code_follows_the_models_softmax():
     """Chi-square test of the code drawn at (0, 0) against the softmax of its logits."""
-    model = initialized(codes_config(), 4, 4)
+    model = initialized_model(codes_config(), 4, 4)
     probabilities = tf.nn.softmax(model(np.zeros((1, 1, 1), np.int32))[0, 0, 0]).numpy()
     drawn = NaiveSampler(model)(draw_noise(model.distribution, 4000, 1, 1, seed=2024)).numpy()[:, 0, 0]
     assert_levels_follow(drawn, probabilities, min_dof=CODES - 1)
 
 
 def test_completion_keeps_the_given_codes():
-    model = initialized(codes_config(), 4, 5)
+    model = initialized_model(codes_config(), 4, 5)
     codes = np.random.default_rng(5).integers(0, CODES, (2, 4, 5))
     fast = complete(model, codes, given_pixels=[7, 12], num_samples=2, seed=3)
     naive = complete(model, codes, given_pixels=[7, 12], num_samples=2, seed=3, sampler="naive")
@@ -166,7 +154,7 @@ def test_completion_keeps_the_given_codes():
 
 
 def test_keras_file_round_trip(tmp_path):
-    model = initialized(codes_config("model"), 4, 5)
+    model = initialized_model(codes_config("model"), 4, 5)
     model.save(tmp_path / "prior.keras")
     loaded = keras.saving.load_model(tmp_path / "prior.keras")
     codes = np.random.default_rng(9).integers(0, CODES, (2, 4, 5))
@@ -175,7 +163,7 @@ def test_keras_file_round_trip(tmp_path):
 
 
 def test_saved_model_round_trip(tmp_path):
-    model = initialized(codes_config(num_classes=2), 4, 5)
+    model = initialized_model(codes_config(num_classes=2), 4, 5)
     export_saved_model(model, str(tmp_path / "m"), 4, 5)
     loaded = tf.saved_model.load(str(tmp_path / "m"))
     codes, labels = np.random.default_rng(6).integers(0, CODES, (3, 4, 5)).astype(np.int32), [0, 1, 1]
@@ -189,7 +177,8 @@ def test_saved_model_round_trip(tmp_path):
     expected = CachedSampler(model)(draw_noise(model.distribution, 3, 4, 5, seed=9), tf.constant([1, 1, 1]))
     np.testing.assert_array_equal(drawn, expected.numpy())
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"codes must lie in \[0, 5\)"):
-        loaded.signatures["serving_default"](codes=tf.constant(codes + CODES), class_label=tf.constant(labels))
+        loaded.signatures["serving_default"](codes=tf.constant(codes + CODES),
+                                             class_label=tf.constant(labels))
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +190,8 @@ def code_run(tmp_path_factory):
     np.savez(folder / "train.npz", x=raster_codes(16, 4, 4, rng))
     np.savez(folder / "test.npz", x=raster_codes(4, 4, 4, rng))
     run = invoke(train, "--dataset=npz", f"--data_dir={folder}", "--output=categorical",
-                 f"--num_codes={CODES}", *CLI_MODEL, "--batch_size=4", "--init_batch_size=8", "--max_epochs=1",
-                 "--num_samples=2", f"--save_dir={folder / 'run'}")
+                 f"--num_codes={CODES}", *CLI_MODEL, "--batch_size=4", "--init_batch_size=8",
+                 "--max_epochs=1",                 "--num_samples=2", f"--save_dir={folder / 'run'}")
     assert run.returncode == 0, run.stderr
     return folder
 

@@ -41,8 +41,8 @@ def tf1_name_map(model):
     """[Tf1Entry] for every weight of `model`, in the original's parameter order. ValueError (one line)
     for a model of codes: the original models images only, its layout has no place for an embedding."""
     if model.embedding is not None:
-        raise ValueError(f"--output={model.config.output} has no original TF1 checkpoint layout (the original "
-                         f"models images only): use pixelsnail_tf's own checkpoints")
+        raise ValueError(f"--output={model.config.output} has no original TF1 checkpoint layout (the "
+                         f"original models images only): use pixelsnail_tf's own checkpoints")
     counters, entries = {}, []
     for layer in model.weight_norm_layers():
         k = counters.get(layer.tf1_scope, 0)

@@ -108,7 +108,7 @@ def check_completion_flags(values):
 def completion_inputs(values, distribution):
     """(images or codes, given pixel counts [N]) of --complete with --given_rows or --given_mask,
     checked."""
-    images = data.load_array_npy(values.complete, f"{distribution.data}")
+    images = data.load_array_npy(values.complete, distribution.data)
     distribution.check_array(images, values.complete)
     count, height, width = images.shape[:3]
     if values.given_rows is not None:

@@ -170,8 +170,9 @@ def main(values):
         else:
             model_config = cli.model_config_from_flags(values.flag_values_dict(),
                                                        dropout_p=values.dropout_p, num_classes=num_classes)
+        distribution = distribution_of(model_config)
         for split, array in (("training", train_images), ("test", test_images)):
-            distribution_of(model_config).check_array(array, f"--dataset={dataset}'s {split} data")
+            distribution.check_array(array, f"--dataset={dataset}'s {split} data")
         train_config = TrainConfig(
             learning_rate=values.learning_rate, lr_decay=values.lr_decay, polyak_decay=values.polyak_decay,
             batch_size=values.batch_size, init_batch_size=values.init_batch_size,

@@ -3,8 +3,8 @@
 The naive sampler runs the whole network on the whole canvas for every pixel. Here (in the spirit of
 Ramachandran et al. 2017, "Fast Generation for Convolutional Autoregressive Models") each layer computes
 only what the new pixel changes, row by row: the model's own steps (ImageModel.steps) do that; this
-module only runs them and draws each position from its distribution. It draws what the naive sampler draws from
-the same noise (float differences are rounding only).
+module only runs them and draws each position from its distribution. It draws what the naive sampler
+draws from the same noise (float differences are rounding only).
 """
 
 import tensorflow as tf
