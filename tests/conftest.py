@@ -124,6 +124,25 @@ def pytest_configure(config):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (setup.cfg): one worker per core, at most one per 6 GB of memory (a worker that runs
+    the full-size tests holds a few GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    return max(1, min(cores, int(memory_gb // 6)))
+
+
+def pytest_sessionfinish(session):
+    # A worker of pytest-xdist hands its measured figures to the controller, which prints them.
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["report"] = list(REPORT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    REPORT.extend(getattr(node, "workeroutput", {}).get("report", []))
+
+
 def pytest_terminal_summary(terminalreporter):
     for line in REPORT:
         terminalreporter.write_line(line)
