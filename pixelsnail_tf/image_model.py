@@ -32,7 +32,8 @@ class ImageModel(keras.Model):
     weights (normalized in float32, then cast); the output layer, the mixture and the data-dependent
     init stay float32. `kernels` (layers/kernels.py): "fast" (default) or "reference" (TensorFlow's
     own ops, as the original): the same math. `recompute`: gradients keep only the inputs of each unit
-    the subclass marks (`checkpointed`) and compute the rest again. Checkpoints depend on none of them.
+    the subclass marks (PixelSNAIL: each block, repeated_unit.py; PixelCNN++: `checkpointed`) and
+    compute the rest again. Checkpoints depend on none of them.
     """
 
     # The `Variant.architecture` a subclass builds, and the model name its default config takes.

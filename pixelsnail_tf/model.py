@@ -9,6 +9,8 @@
 `build_model(config)` builds any variant of the original: this class, or PixelCNNPP (pixelcnn_pp.py).
 """
 
+import functools
+
 import keras
 
 from pixelsnail_tf import hardware
@@ -20,6 +22,7 @@ from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownShiftedConv
                                          right_shift)
 from pixelsnail_tf.pixelcnn_pp import PixelCNNPP
 from pixelsnail_tf.pixelsnail_steps import PixelSNAILSteps
+from pixelsnail_tf.repeated_unit import RepeatedUnit
 
 
 @keras.saving.register_keras_serializable(package="pixelsnail_tf")
@@ -66,23 +69,34 @@ class PixelSNAIL(ImageModel):
         ul = (down_shift(self.ul_stem_down(x_pad, init=init))
               + right_shift(self.ul_stem_right(x_pad, init=init)))
         u = down_shift(self.u_stem(x_pad, init=init)) if self.u_stem is not None else None
-        gated = dict(h=h, training=training, init=init)
-        for u_resnets, ul_resnets, attention in zip(self.u_resnets, self.ul_resnets, self.attention):
-            block_seeds = [seeds.next() for _ in range(len(u_resnets) + len(ul_resnets) + 1)]
-
-            def block(ul, *u, u_resnets=u_resnets, ul_resnets=ul_resnets, attention=attention,
-                      block_seeds=block_seeds):
-                u, block_seeds = (u[0] if u else None), iter(block_seeds)
-                for r, ul_resnet in enumerate(ul_resnets):
-                    if u_resnets:
-                        u = u_resnets[r](u, dropout_seed=next(block_seeds), **gated)
-                    ul = ul_resnet(ul, a=u, dropout_seed=next(block_seeds), **gated)
-                ul = attention(ul, x, dropout_seed=next(block_seeds), **gated)
-                return (ul, u) if u is not None else ul
-
-            outputs = self.checkpointed(block, init)(ul, *([u] if u is not None else []))
-            ul, u = outputs if u is not None else (outputs, None)
+        blocks = list(zip(self.u_resnets, self.ul_resnets, self.attention))
+        block = functools.partial(self.block, training=training, init=init)
+        # With recomputation, one function body for all blocks (repeated_unit.py): a far smaller graph.
+        # Without it the body would have to return every intermediate its backward pass reads, which
+        # took more memory than the blocks inline keep (benchmarks/README.md).
+        # Not in the data-dependent init (it assigns weights) nor under dropout from the layers' own
+        # seed generators, whose state a body run on weights given as inputs could not advance.
+        if self.recompute and not init and (seeds.seed is not None or not training
+                                            or self.config.dropout_p == 0):
+            block = RepeatedUnit(block, blocks[0], recompute=True)
+        for layers in blocks:
+            block_seeds = [seeds.next() for _ in range(len(layers[0]) + len(layers[1]) + 1)]
+            outputs = block(layers, ul, u, x, h, *block_seeds)
+            ul, u = outputs if u is not None else (outputs[0], None)
         return ul
+
+    def block(self, layers, ul, u, x, h, *seeds, training=False, init=False):
+        """One block: its gated residual layers (u and ul streams), then its attention block.
+        layers: (u_resnets, ul_resnets, attention) of the block; seeds: one per layer, in call order."""
+        u_resnets, ul_resnets, attention = layers
+        gated = dict(h=h, training=training, init=init)
+        seeds = iter(seeds)
+        for r, ul_resnet in enumerate(ul_resnets):
+            if u_resnets:
+                u = u_resnets[r](u, dropout_seed=next(seeds), **gated)
+            ul = ul_resnet(ul, a=u, dropout_seed=next(seeds), **gated)
+        ul = attention(ul, x, dropout_seed=next(seeds), **gated)
+        return (ul, u) if u is not None else (ul,)
 
 
 __all__ = ["ARCHITECTURES", "PixelCNNPP", "PixelSNAIL", "build_model"]
