@@ -132,11 +132,12 @@ def test_steps_reproduce_the_original(bundle, recompute):
 
 @pytest.mark.parametrize("model", ["h12_noup_smallkey", "model", "pxpp"])
 def test_recomputed_gradients_equal_the_plain_ones(model):
-    """With recompute, the backward pass computes each unit again and gets the same gradients, dropout included: its masks come from seeds
-    drawn outside the unit. In float64 (reference kernels), so that both are exact to ~1e-7 (the
-    attention softmax and the head stay float32) and any real difference would show; the loss is a
-    fixed linear function of the mixture parameters (the likelihood's own gradient is ill-conditioned:
-    GRADIENT_RTOL, which test_steps_reproduce_the_original covers with recompute)."""
+    """With recompute, the backward pass computes each unit again and gets the same gradients, dropout
+    included: its masks come from seeds drawn outside the unit. In float64 (reference kernels), so
+    that both are exact to ~1e-7 (the attention softmax and the head stay float32) and any real
+    difference would show; the loss is a fixed linear function of the mixture parameters (the
+    likelihood's own gradient is ill-conditioned: GRADIENT_RTOL, which
+    test_steps_reproduce_the_original covers with recompute)."""
     config = small_config(model, dropout_p=0.5)
     x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)), tf.float32)
     upstream = tf.constant(np.random.default_rng(1).normal(size=(2, 8, 8, 10 * config.nr_logistic_mix)),
@@ -172,10 +173,13 @@ def test_recomputed_gradients_equal_the_plain_ones(model):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
 
 
-def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_reference):
+@pytest.mark.parametrize("recompute", [False, True])
+def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_reference, recompute):
+    """The original's three steps on two replicas (recomputed: each replica calls the blocks' one body
+    with the mirrored weights)."""
     devices = two_cpu_devices()
     strategy = tf.distribute.MirroredStrategy(devices)
-    trainer = Trainer(tiny_config, bundle_train_config(tiny_reference), strategy)
+    trainer = Trainer(tiny_config, bundle_train_config(tiny_reference), strategy, recompute=recompute)
     entries = start_from_bundle(trainer)
     losses = []
     for k in range(3):
