@@ -49,9 +49,9 @@ class LogisticMixture:
         """ValueError (one line, naming `where`) unless `array` holds uint8 images [N,H,W,3]."""
         image_checks.check_image_array(array, where)
 
-    def range_checks(self, stored):
-        """Assertion ops (in a graph) that stored values lie in their range: none for uint8."""
-        return []
+    def checked(self, stored):
+        """stored, in a graph, once its values are known to lie in their range: uint8 always does."""
+        return stored
 
     def from_stored(self, stored):
         return image_checks.uint8_to_float(stored)
@@ -123,11 +123,18 @@ class Categorical:
             raise ValueError(f"{where}: codes must lie in [0, {self.num_codes}) (--num_codes), got values in "
                              f"[{values.min()}, {values.max()}]")
 
-    def range_checks(self, stored):
-        # the embedding would fail (CPU) or read zeros (GPU) on another code
+    def checked(self, stored):
+        # The embedding would fail (CPU) or read zeros (GPU) on another code. The codes come out of a
+        # cond whose other branch fails: a data dependency, so nothing reads them before the check (a
+        # control dependency let the embedding's own error come first in some runs).
         message = f"codes must lie in [0, {self.num_codes})"
-        return [tf.debugging.assert_greater_equal(stored, 0, message=message),
-                tf.debugging.assert_less(stored, self.num_codes, message=message)]
+        in_range = tf.logical_and(tf.reduce_all(stored >= 0), tf.reduce_all(stored < self.num_codes))
+
+        def fail():
+            with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+                return tf.identity(stored)
+
+        return tf.cond(in_range, lambda: tf.identity(stored), fail)
 
     def from_stored(self, stored):
         return tf.cast(stored, tf.int32)

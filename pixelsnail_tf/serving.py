@@ -49,8 +49,7 @@ def export_saved_model(model, path, height, width):
 
     def values_of(stored):
         """The values the model reads, after the checks of their range."""
-        with tf.control_dependencies(distribution.range_checks(stored)):
-            return distribution.from_stored(tf.reshape(stored, [-1, *shape]))
+        return distribution.from_stored(tf.reshape(distribution.checked(stored), [-1, *shape]))
 
     def shape_is_valid(stored):
         # A signature does not enforce its shape on what it is fed, and kernels built for this

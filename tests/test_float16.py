@@ -74,24 +74,32 @@ def test_training_skips_overflowing_steps_goes_on_and_resumes(tmp_path, tiny_con
                     test_batch_size=4, shuffle=False)
     trainer = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
     trainer.loss_scale.scale.assign(2.0 ** 20)
+    def skipped(lines):
+        return sum(int(line.split(": ")[1].split()[0]) for line in lines
+                   if "skipped for non-finite float16 gradients" in line)
+
     lines = []
     fit(trainer, data, test, run, log=lines.append)
-    count = sum(int(line.split(": ")[1].split()[0]) for line in lines
-                if "skipped for non-finite float16 gradients" in line)
+    count = skipped(lines)
     assert 0 < count < 6 and trainer.step == 6 - count
     scale = float(trainer.loss_scale.scale.numpy())
     assert scale == 2.0 ** (20 - count)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run.save_dir))
     assert reader.get_tensor("loss_scale/scale/.ATTRIBUTES/VARIABLE_VALUE") == scale
 
-    resumed = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
-    fit(resumed, data, test, RunConfig(**{**run.__dict__, "max_epochs": 3}), log=lines.append)
-    assert resumed.step == 9 - count and float(resumed.loss_scale.scale.numpy()) == scale
+    resumed, resumed_lines = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED), []
+    fit(resumed, data, test, RunConfig(**{**run.__dict__, "max_epochs": 3}), log=resumed_lines.append)
+    # The resumed scale may still overflow (these gradients sit near float16's limit at 2^19 or so, and
+    # which steps overflow varies from run to run): each skip halves it. A scale not resumed (2^15)
+    # would not end at scale / 2^again.
+    again = skipped(resumed_lines)
+    assert resumed.step == 9 - count - again
+    assert float(resumed.loss_scale.scale.numpy()) == scale / 2.0 ** again
 
     as_float32 = Trainer(tiny_config, TrainConfig(batch_size=4))
     fit(as_float32, data, test, RunConfig(**{**run.__dict__, "max_epochs": 4}), log=lines.append)
     back = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
     fit(back, data, test, RunConfig(**{**run.__dict__, "max_epochs": 5}), log=lines.append)
-    assert back.step == 15 - count  # the float32 checkpoint has no scale: a new one, 2^15, no skips
+    assert back.step == 15 - count - again  # the float32 checkpoint has no scale: a new one, 2^15, no skips
     assert float(back.loss_scale.scale.numpy()) == 2.0 ** 15
 
