@@ -57,7 +57,7 @@ class PixelSNAIL(ImageModel):
     def weight_norm_layers(self):
         layers = [self.u_stem] if self.u_stem is not None else []
         layers += [self.ul_stem_down, self.ul_stem_right]
-        for u_resnets, ul_resnets, attention in zip(self.u_resnets, self.ul_resnets, self.attention):
+        for u_resnets, ul_resnets, attention in self.block_layers():
             for r, ul_resnet in enumerate(ul_resnets):
                 if u_resnets:
                     layers += u_resnets[r].weight_norm_layers()
@@ -69,7 +69,7 @@ class PixelSNAIL(ImageModel):
         ul = (down_shift(self.ul_stem_down(x_pad, init=init))
               + right_shift(self.ul_stem_right(x_pad, init=init)))
         u = down_shift(self.u_stem(x_pad, init=init)) if self.u_stem is not None else None
-        blocks = list(zip(self.u_resnets, self.ul_resnets, self.attention))
+        blocks = self.block_layers()
         block = functools.partial(self.block, training=training, init=init)
         # With recomputation, one function body for all blocks (repeated_unit.py): a far smaller graph.
         # Without it the body would have to return every intermediate its backward pass reads, which
@@ -84,6 +84,10 @@ class PixelSNAIL(ImageModel):
             outputs = block(layers, ul, u, x, h, *block_seeds)
             ul, u = outputs if u is not None else (outputs[0], None)
         return ul
+
+    def block_layers(self):
+        """Each block's layers, (u_resnets, ul_resnets, attention): what `block` takes."""
+        return list(zip(self.u_resnets, self.ul_resnets, self.attention))
 
     def block(self, layers, ul, u, x, h, *seeds, training=False, init=False):
         """One block: its gated residual layers (u and ul streams), then its attention block.

@@ -74,6 +74,7 @@ def test_training_skips_overflowing_steps_goes_on_and_resumes(tmp_path, tiny_con
                     test_batch_size=4, shuffle=False)
     trainer = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
     trainer.loss_scale.scale.assign(2.0 ** 20)
+
     def skipped(lines):
         return sum(int(line.split(": ")[1].split()[0]) for line in lines
                    if "skipped for non-finite float16 gradients" in line)
