@@ -37,13 +37,20 @@ class OriginalAdam(tf.Module):
         self.second_moment = {n: tf.Variable(tf.zeros(v.shape), trainable=False, name="mg")
                               for n, v in zip(self._names, self._variables)}
 
-    def apply_gradients(self, gradients, learning_rate):
-        """One update of every variable from its (summed) gradient; then t += 1."""
+    def apply_gradients(self, gradients, learning_rate, backprop_order=False):
+        """One update of every variable from its (summed) gradient; then t += 1.
+
+        The variables are updated one after the other: in a compiled step, the temporaries of all of
+        them at once would take several times the model's size. In the order given, or with
+        `backprop_order` last first, the order in which backpropagation produces the gradients of
+        layers created in the order they compute: then each update can run as soon as its gradient
+        exists, which frees the gradient, instead of all gradients waiting for the first one. The
+        result is the same either way (the updates are independent).
+        """
         t = tf.identity(self.t)  # the bias corrections use t before its increment
+        order = list(zip(self._names, self._variables, gradients))
         done = []
-        for name, variable, g in zip(self._names, self._variables, gradients):
-            # one variable after the other: in a compiled step, the temporaries of all of them at once
-            # would take several times the model's size
+        for name, variable, g in reversed(order) if backprop_order else order:
             with tf.control_dependencies(done):
                 v, mg = self.first_moment[name], self.second_moment[name]
                 v_t = self.mom1 * v + (1.0 - self.mom1) * g

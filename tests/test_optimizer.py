@@ -11,7 +11,8 @@ from pixelsnail_tf.optimizer import original_adam
 pytestmark = pytest.mark.paths
 
 
-def test_one_step_equals_the_original(tiny_config, tiny_reference):
+@pytest.mark.parametrize("backprop_order", [False, True])
+def test_one_step_equals_the_original(tiny_config, tiny_reference, backprop_order):
     model = PixelSNAIL(tiny_config)
     model.build((None, 8, 8, 3))
     names = {id(e.variable): e.name for e in checkpoints.tf1_name_map(model)}
@@ -19,7 +20,7 @@ def test_one_step_equals_the_original(tiny_config, tiny_reference):
         w.assign(tiny_reference["params_after_init/" + names[id(w)]])
     adam = original_adam(model)
     grads = [tiny_reference["grads_step1/" + names[id(w)]] for w in model.trainable_weights]
-    adam.apply_gradients(grads, np.float32(tiny_reference["lr"][0]))
+    adam.apply_gradients(grads, np.float32(tiny_reference["lr"][0]), backprop_order=backprop_order)
     assert float(adam.t.numpy()) == float(tiny_reference["adam_t_step1"]) == 2.0
     for w in model.trainable_weights:
         name, key = names[id(w)], weight_name(w)
