@@ -4,7 +4,7 @@
   python benchmarks/matmul_floor.py --batch_size=64
 
 A pixel step multiplies the batch's activations [B, K] by ~200 weight matrices that do not fit in cache
-(about 108 MB for the CIFAR config). This times each as the fastest of --iters calls, after one untimed call:
+(about 108 MB for the CIFAR config). This times, each the fastest of --iters calls after an untimed one:
   read_gb_s          memory read bandwidth (a sum over 1 GiB of float32)
   gemm_gb_s          TensorFlow's matmul [B,512] x [512,512] over --matrices distinct kernels, one graph:
                      weight bytes read per second (the pixel step's matmuls at their best)

@@ -40,12 +40,12 @@ class OriginalAdam(tf.Module):
     def apply_gradients(self, gradients, learning_rate, backprop_order=False):
         """One update of every variable from its (summed) gradient; then t += 1.
 
-        The variables are updated one after the other: in a compiled step, the temporaries of all of
-        them at once would take several times the model's size. In the order given, or with
-        `backprop_order` last first, the order in which backpropagation produces the gradients of
-        layers created in the order they compute: then each update can run as soon as its gradient
-        exists, which frees the gradient, instead of all gradients waiting for the first one. The
-        result is the same either way (the updates are independent).
+        The variables are updated one after the other (in a compiled step, the temporaries of all of
+        them at once would take several times the model's size), in the order given, or last first with
+        `backprop_order`. A model's layers are created in the order they compute, so backpropagation
+        produces their gradients last first: in that order each update runs as soon as its gradient
+        exists and frees it, instead of every gradient waiting for the first variable's. The values are
+        the same either way (the updates are independent).
         """
         t = tf.identity(self.t)  # the bias corrections use t before its increment
         order = list(zip(self._names, self._variables, gradients))
