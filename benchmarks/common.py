@@ -12,7 +12,8 @@ from pixelsnail_tf import cli
 def define_flags(what):
     """--batch_size, --iters, --image_size and the model flags of evaluate.py."""
     flags.DEFINE_integer("batch_size", 8, f"images per {what}")
-    flags.DEFINE_integer("iters", 5, f"timed repetitions of the {what} (after one untimed warm-up)")
+    flags.DEFINE_integer("iters", 5, f"timed repetitions of the {what} (after one untimed warm-up)",
+                          lower_bound=1)
     flags.DEFINE_integer("image_size", 32, "height and width of the images")
     cli.define_model_flags()
     cli.define_precision_flag()

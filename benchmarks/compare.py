@@ -23,7 +23,7 @@ from absl import app, flags
 flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
 flags.DEFINE_enum("mode", "forward", ["forward", "train_step"], "what to time")
 flags.DEFINE_integer("rounds", 3, "pairs of runs (original, then ours)")
-flags.DEFINE_integer("iters", 3, "timed repetitions in each run")
+flags.DEFINE_integer("iters", 3, "timed repetitions in each run", lower_bound=1)
 flags.DEFINE_integer("batch_size", 8, "images per step, both")
 FLAGS = flags.FLAGS
 

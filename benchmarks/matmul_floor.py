@@ -28,7 +28,7 @@ from common import machine  # noqa: E402
 
 flags.DEFINE_integer("batch_size", 8, "rows of the activations (images drawn together)")
 flags.DEFINE_integer("matrices", 200, "distinct 512x512 float32 kernels multiplied per timed call")
-flags.DEFINE_integer("iters", 10, "timed calls")
+flags.DEFINE_integer("iters", 10, "timed calls", lower_bound=1)
 FLAGS = flags.FLAGS
 
 

@@ -31,7 +31,7 @@ from common import machine  # noqa: E402
 flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
 flags.DEFINE_enum("mode", "forward", ["forward", "train_step"], "what to time")
 flags.DEFINE_integer("batch_size", 8, "images per step")
-flags.DEFINE_integer("iters", 3, "timed steps (after one untimed warm-up)")
+flags.DEFINE_integer("iters", 3, "timed steps (after one untimed warm-up)", lower_bound=1)
 flags.DEFINE_string("model", "h12_noup_smallkey", "the original's model name")
 flags.DEFINE_integer("nr_resnet", 4, "as the original train.py")
 flags.DEFINE_integer("nr_filters", 256, "as the original train.py")
