@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with NVIDIA GPUs, from the repository root, after pip install -e ".[gpu,test]":
 #
-#   bash benchmarks/gpu_check.sh            # about 10 minutes on one GPU; OUT=folder keeps the JSON lines
+#   bash benchmarks/gpu_check.sh            # about 10 minutes on one GPU; OUT=folder keeps the JSON lines,
+#                                           # PYTHON=interpreter picks the Python (default: python on PATH)
 #
 # 1. the golden tests against the original's numbers (tiny bundles, both kernels), with TF32 off (the
 #    default) on the GPU;
@@ -16,18 +17,19 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 export TF_CPP_MIN_LOG_LEVEL=2
+PYTHON=${PYTHON:-python}  # the interpreter with the package installed
 
-if ! python -c "import sys, tensorflow as tf; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)"; then
+if ! "$PYTHON" -c "import sys, tensorflow as tf; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)"; then
   echo "gpu_check: TensorFlow sees no GPU here (pip install -e \".[gpu,test]\" on a machine with NVIDIA GPUs)" >&2
   exit 1
 fi
 nvidia-smi -L | tee "$OUT/gpus.txt"
 
 echo "== 1. golden tests on the GPU (TF32 off)"
-python -m pytest -q tests/test_reference.py tests/test_training.py 2>&1 | tail -3 | tee "$OUT/golden.txt"
+"$PYTHON" -m pytest -q tests/test_reference.py tests/test_training.py 2>&1 | tail -3 | tee "$OUT/golden.txt"
 
 echo "== 2. TF32 on: the tiny trained checkpoint's bits/dim against the original's float32 value"
-python - <<'END' | tee "$OUT/tf32.txt"
+"$PYTHON" - <<'END' | tee "$OUT/tf32.txt"
 import numpy as np
 import sys
 sys.path.insert(0, "tests")
@@ -46,7 +48,7 @@ for allow in (False, True):
 END
 
 echo "== 3. samplers"
-python -m pytest -q tests/test_cached_sampling.py tests/test_sampling.py -k "naive or replays" 2>&1 | tail -3 \
+"$PYTHON" -m pytest -q tests/test_cached_sampling.py tests/test_sampling.py -k "naive or replays" 2>&1 | tail -3 \
   | tee "$OUT/samplers.txt"
 
 echo "== 4. full CIFAR-10 config, batch 16 per replica"
@@ -54,13 +56,13 @@ echo "== 4. full CIFAR-10 config, batch 16 per replica"
 for precision in float32 bfloat16 float16; do
   for kernels in reference fast; do
     common=(--batch_size=16 --mixed_precision="$precision" --kernels="$kernels" --iters=3)
-    python benchmarks/forward.py "${common[@]}" | tail -1 | sed 's/^{/{"what": "forward", /' >> "$OUT/bench.jsonl" || true
-    python benchmarks/train_step.py "${common[@]}" | tail -1 | sed 's/^{/{"what": "train_step", /' >> "$OUT/bench.jsonl" || true
+    "$PYTHON" benchmarks/forward.py "${common[@]}" | tail -1 | sed 's/^{/{"what": "forward", /' >> "$OUT/bench.jsonl" || true
+    "$PYTHON" benchmarks/train_step.py "${common[@]}" | tail -1 | sed 's/^{/{"what": "train_step", /' >> "$OUT/bench.jsonl" || true
   done
-  python benchmarks/sample.py --num_samples=16 --mixed_precision="$precision" --kernels=reference | tail -1 \
+  "$PYTHON" benchmarks/sample.py --num_samples=16 --mixed_precision="$precision" --kernels=reference | tail -1 \
     | sed 's/^{/{"what": "sample_fast_16", /' >> "$OUT/bench.jsonl" || true
 done
-python - "$OUT/bench.jsonl" <<'END'
+"$PYTHON" - "$OUT/bench.jsonl" <<'END'
 import json
 import sys
 

@@ -5,6 +5,8 @@ subprocess would report it. The console commands themselves are run as processes
 import contextlib
 import dataclasses
 import io
+import os
+import sysconfig
 
 from absl import flags, logging
 import tensorflow as tf
@@ -15,6 +17,12 @@ class Outcome:
     returncode: int
     stdout: str
     stderr: str
+
+
+def installed_command(name):
+    """Path of the console command `name` of the environment pytest runs in (its bin/), activated or not:
+    the one on PATH may belong to another Python."""
+    return os.path.join(sysconfig.get_path("scripts"), name)
 
 
 def invoke(module, *argv):

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from commands import invoke
+from commands import installed_command, invoke
 from conftest import TINY, TINY_FLAGS, trained_tiny_model
 from tolerances import NETWORK_RTOL
 from pixelsnail_tf import data, heatmaps
@@ -136,7 +136,7 @@ def test_every_program_has_its_flags(module, own_flags):
 def test_help_lists_every_flag_and_nothing_else():
     """The installed console command: its --help lists its flags once each, without TensorFlow's start-up
     lines or retracing warnings."""
-    command = os.path.join(os.path.dirname(sys.executable), "pixelsnail-evaluate")
+    command = installed_command("pixelsnail-evaluate")
     run = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=300,
                          cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     assert run.returncode in (0, 1), run.stderr  # absl ends --help with 1
@@ -236,7 +236,8 @@ def test_benchmarks_run_and_end_with_json(script):
 def test_gpu_check_says_in_one_line_that_there_is_no_gpu():
     """benchmarks/gpu_check.sh is for machines with GPUs; elsewhere it stops at once, with one line."""
     run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""), timeout=300)
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+                                  PYTHON=sys.executable), timeout=300)
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1].startswith("gpu_check: TensorFlow sees no GPU here")
 

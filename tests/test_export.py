@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from commands import installed_command
 from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from tolerances import NETWORK_RTOL
 from draws import assert_same_draws
@@ -20,6 +21,7 @@ from pixelsnail_tf.serving import MAX_SAMPLES, export_saved_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+SAVED_MODEL_CLI = installed_command("saved_model_cli")
 
 # Loads the SavedModel with plain TensorFlow while `import pixelsnail_tf` is made impossible.
 FRESH_PROCESS = """
@@ -94,12 +96,12 @@ def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny
 
 
 def test_saved_model_cli(exported, tmp_path):
-    shown = subprocess.run(["saved_model_cli", "show", "--dir", str(exported / "3"), "--all"],
+    shown = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", str(exported / "3"), "--all"],
                            capture_output=True, text=True, env=ENV, timeout=300)
     assert "signature_def['serving_default']" in shown.stdout
     assert "signature_def['sample']" in shown.stdout
     np.save(tmp_path / "images.npy", np.zeros((2, 8, 8, 3), np.uint8))
-    ran = subprocess.run(["saved_model_cli", "run", "--dir", str(exported / "3"), "--tag_set", "serve",
+    ran = subprocess.run([SAVED_MODEL_CLI, "run", "--dir", str(exported / "3"), "--tag_set", "serve",
                           "--signature_def", "serving_default", "--inputs",
                           f"images={tmp_path / 'images.npy'}"],
                          capture_output=True, text=True, env=ENV, timeout=300)

@@ -1,8 +1,10 @@
 """The package as a user installs it: a wheel built from the checkout, installed into a fresh virtual
 environment outside it, its console commands run from another working directory."""
 
+import ast
 import os
 import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -33,17 +35,38 @@ def _not_the_sources(folder, names):
     return skipped
 
 
+def running_site_packages():
+    """The folders the running interpreter imports installed packages from, whether it is a system
+    Python, a virtual environment (with or without --system-site-packages) or a conda environment; none
+    inside the checkout."""
+    folders = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    return [folder for folder in folders if os.path.isdir(folder)
+            and os.path.commonpath([os.path.abspath(folder), ROOT]) != ROOT]
+
+
+def lend_packages(env, folders):
+    """Makes `folders` importable in the virtual environment `env`, after its own site-packages, as plain
+    path entries: the .pth files in them (an editable install of this checkout among them) are not run."""
+    (own,) = (env / "lib").glob("python*/site-packages")
+    (own / "_running_interpreter.pth").write_text("".join(f"{folder}\n" for folder in folders))
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """bin/ of a virtual environment with the wheel installed (its dependencies: this Python's own,
-    through --system-site-packages, so that the test needs no network)."""
+    """bin/ of a fresh virtual environment with the wheel installed. Its dependencies are the running
+    interpreter's own packages, lent to it by a .pth file, so that the test needs no network and passes
+    wherever pytest runs (--system-site-packages would lend the base interpreter's, which a virtual or conda
+    environment's pytest does not use)."""
     root = tmp_path_factory.mktemp("install")
     # built from a copy: the build writes build/ and *.egg-info/ beside the sources
     shutil.copytree(ROOT, root / "source", ignore=_not_the_sources)
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
          str(root / "wheel"), str(root / "source")], cwd=root)
     (wheel,) = (root / "wheel").glob("pixelsnail_tf-*.whl")
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(root / "env")
+    venv.EnvBuilder(with_pip=False).create(root / "env")
+    lend_packages(root / "env", running_site_packages())
     bin_dir = root / "env" / "bin"
     run([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "--no-deps",
          "--no-index", "-q", str(wheel)], cwd=root)
@@ -54,6 +77,8 @@ def test_the_wheel_installs_the_package_and_its_commands(installed, tmp_path):
     where = run([str(installed / "python"), "-c", "import pixelsnail_tf; print(pixelsnail_tf.__file__)"],
                 cwd=tmp_path).stdout.strip()
     assert where.startswith(str(installed.parent)), where  # the wheel's copy, not the checkout
+    paths = run([str(installed / "python"), "-c", "import sys; print(repr(sys.path))"], cwd=tmp_path).stdout
+    assert ROOT not in ast.literal_eval(paths)
     for command in COMMANDS:
         assert (installed / command).exists(), command
 
