@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from pixelsnail_tf import cli  # noqa: E402
-from pixelsnail_tf.model import build_model  # noqa: E402
+from pixelsnail_tf.models import build_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import define_flags, machine  # noqa: E402

@@ -10,7 +10,7 @@
 #    (how far TensorFloat-32 moves it);
 # 3. the fast sampler == the naive one, and the sampler replaying the original's samples;
 # 4. forward, training step and fast sampler of the full CIFAR-10 config at batch 16 per replica in
-#    float32, bfloat16 and float16, both kernels; then one table (benchmarks/README.md records it, and
+#    float32, bfloat16 and float16, both kernels; then one table (docs/speed.md records it, and
 #    --kernels=auto's GPU choice follows it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -21,8 +21,8 @@ from absl import app, flags  # noqa: E402
 
 from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf import cli  # noqa: E402
-from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic  # noqa: E402
-from pixelsnail_tf.model import build_model  # noqa: E402
+from pixelsnail_tf.distributions.logistic_mixture import sample_discretized_mix_logistic  # noqa: E402
+from pixelsnail_tf.models import build_model  # noqa: E402
 from pixelsnail_tf.sampling import SAMPLERS, draw_noise  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -19,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from pixelsnail_tf import cli  # noqa: E402
-from pixelsnail_tf.training import TrainConfig, Trainer  # noqa: E402
+from pixelsnail_tf.training import TrainConfig, build_trainer  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import define_flags, machine  # noqa: E402
@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=FLAGS.dropout_p)
-    trainer = Trainer(config, TrainConfig(batch_size=FLAGS.batch_size, accum_steps=FLAGS.accum_steps),
+    trainer = build_trainer(config, TrainConfig(batch_size=FLAGS.batch_size, accum_steps=FLAGS.accum_steps),
                       recompute=FLAGS.recompute, **cli.model_options(FLAGS.flag_values_dict()))
     size, count = FLAGS.image_size, FLAGS.batch_size * FLAGS.accum_steps
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (count, size, size, 3), np.uint8))

@@ -9,6 +9,6 @@ def __getattr__(name):
     # The model (and with it TensorFlow) is imported on first use, so that the command-line programs
     # can set TensorFlow's logging up before it loads.
     if name in ("PixelSNAIL", "PixelCNNPP", "build_model"):
-        from pixelsnail_tf import model
-        return getattr(model, name)
+        from pixelsnail_tf import models
+        return getattr(models, name)
     raise AttributeError(f"module 'pixelsnail_tf' has no attribute {name!r}")

@@ -11,9 +11,10 @@ import sys
 import tensorflow as tf
 from absl import app, flags, logging
 
-from pixelsnail_tf import checkpoints, hardware, run_folder
+from pixelsnail_tf import checkpoints, hardware
 from pixelsnail_tf.config import NONLINEARITIES, OUTPUTS, VARIANTS, ModelConfig
 from pixelsnail_tf.layers.kernels import AUTO, KERNELS
+from pixelsnail_tf.runs import run_folder
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
                "attn_rep", "output", "num_codes")
@@ -107,7 +108,7 @@ PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mi
 def define_precision_flag(flag_values=flags.FLAGS):
     flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS),
                       "bfloat16: the layers compute in bfloat16 from float32 weights (faster on CPUs with "
-                      "native bfloat16, AVX512_BF16/AMX, and on GPUs; figures in the README); the attention "
+                      "native bfloat16, AVX512_BF16/AMX, and on GPUs; figures in docs/speed.md); the attention "
                       "softmax, the output layer and the likelihood stay float32; float16: the same in "
                       "float16, for GPUs without bfloat16 (V100, T4), training with a dynamic loss scale",
                       flag_values=flag_values)
@@ -120,7 +121,7 @@ def define_kernels_flag(flag_values=flags.FLAGS, default=AUTO, note=""):
     flags.DEFINE_enum("kernels", default, [AUTO, *KERNELS],
                       "auto: fast on CPU, reference on GPU (the kernels measured fastest there); "
                       "fast: the causal 2x2/2x3 convolutions by Winograd F(2x2,k) and the gated layers' "
-                      "elementwise chains fused, with XLA (the same math, faster on CPU: README, Speed); "
+                      "elementwise chains fused, with XLA (the same math, faster on CPU: docs/speed.md); "
                       "reference: TensorFlow's own ops (tf.nn.conv2d, ...), as the original" + note,
                       flag_values=flag_values)
 

@@ -13,7 +13,7 @@ class Variant:
     small_key: bool  # True: key/query 16 channels, value F/2; False: key, query, value F channels
     att_downsample: int = 1  # >1: keys/values max-pooled, mask min-pooled (h12_pool2_smallkey)
     vertical_stream: bool = False  # True: the PixelCNN++ "u" stream feeds every ul layer (`model`)
-    architecture: str = "pixelsnail"  # the model class (model.ARCHITECTURES): attention or U-net
+    architecture: str = "pixelsnail"  # the model class (models.ARCHITECTURES): attention or U-net
 
 
 VARIANTS = {
@@ -47,9 +47,9 @@ REFUSED_VARIANTS = {
 # The gated residual layers' nonlinearities (`--resnet_nonlinearity`; layers/nonlinearities.py).
 NONLINEARITIES = ("concat_elu", "elu", "relu")
 
-# What a model is a distribution over (`--output`; outputs.py): 8-bit RGB pixels, each a discretized
-# mixture of logistics (the original), or integer codes in [0, num_codes), each a categorical (a prior
-# over a VQ-VAE's code maps).
+# What a model is a distribution over (`--output`; pixelsnail_tf.distributions): 8-bit RGB pixels, each a
+# discretized mixture of logistics (the original), or integer codes in [0, num_codes), each a categorical
+# (a prior over a VQ-VAE's code maps).
 OUTPUTS = ("logistic_mixture", "categorical")
 
 # Key and query width of the "smallkey" models.

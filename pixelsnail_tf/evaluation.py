@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from pixelsnail_tf.logistic_mixture import bits_per_dim
+from pixelsnail_tf.distributions import bits_per_dim
 
 
 def log_likelihood(model, images, labels=None, batch_size=16, verbose=True, after_batch=None,

@@ -60,7 +60,7 @@ def bundle(request):
 def trained_tiny_model(config, use_ema=True, directory=TINY, **model_options):
     """A bundle's trained checkpoint (made by the original code) loaded into our model."""
     from pixelsnail_tf import checkpoints
-    from pixelsnail_tf.model import build_model
+    from pixelsnail_tf.models import build_model
     model = build_model(config, **model_options)
     model.build((None, 8, 8, 3))
     checkpoints.load_tf1_checkpoint(model, str(directory / "trained"), use_ema=use_ema)
@@ -71,7 +71,7 @@ def initialized_model(config, height, width, seed=0):
     """A model of `config` after a seeded data-dependent init on random images, or random code maps for
     a model of codes (labels if conditional)."""
     import keras
-    from pixelsnail_tf.model import build_model
+    from pixelsnail_tf.models import build_model
     keras.utils.set_random_seed(seed)  # the same weights in every run: a failure can be reproduced
     model = build_model(config)
     labels = np.arange(3) % config.num_classes if config.num_classes else None

@@ -23,8 +23,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from pixelsnail_tf.distributions.logistic_mixture import sample_discretized_mix_logistic, unpack_parameters
 from pixelsnail_tf.images import check_images
-from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic, unpack_parameters
 
 EPSILON = 5e-5  # float32 rounding between two computation paths, in pixel value and in logit units
 LEVEL_WIDTH = 2.0 / 255.0  # distance between two 8-bit levels in [-1, 1]

@@ -15,7 +15,7 @@ import pytest
 
 from commands import invoke
 from conftest import TINY, TINY_FLAGS
-from pixelsnail_tf import convert
+from pixelsnail_tf.checkpoints import conversion
 from pixelsnail_tf.commands import convert as convert_command
 from pixelsnail_tf.commands import evaluate, export, sample, train
 
@@ -58,7 +58,7 @@ def inputs(tmp_path_factory, tiny_config):
     (root / "a_file").write_text("not a folder")
     # our checkpoint of the tiny bundle, and damaged or mislabelled copies of it
     ours = root / "ours"
-    convert.tf1_to_ours(str(TINY / "trained"), tiny_config, str(ours))
+    conversion.tf1_to_ours(str(TINY / "trained"), tiny_config, str(ours))
     data_file = next(ours.glob("ckpt-3.data-*"))
     for name in ("truncated_ckpt", "flipped_index", "unknown_key", "other_nr_resnet"):
         shutil.copytree(ours, root / name)

@@ -12,7 +12,7 @@ from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.sampling import CachedSampler, sample_cached
 from pixelsnail_tf.config import VARIANTS
 from pixelsnail_tf.images import float_to_uint8
-from pixelsnail_tf.logistic_mixture import unpack_parameters
+from pixelsnail_tf.distributions.logistic_mixture import unpack_parameters
 from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 
 pytestmark = pytest.mark.paths
@@ -42,6 +42,7 @@ def flip_tally():
     assert rate <= FLIP_RATE_BOUND, REPORT[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant,size,num_classes", CASES)
 def test_draws_what_the_naive_sampler_draws(variant, size, num_classes, flip_tally):
     config = small_config(model=variant, nr_resnet=2, num_classes=num_classes)
@@ -66,6 +67,7 @@ def test_draws_what_the_naive_sampler_draws(variant, size, num_classes, flip_tal
     assert len(np.unique(fast)) > 20  # not stuck on a few values: the test compares real samples
 
 
+@pytest.mark.slow
 def test_a_difference_is_accepted_only_at_a_decision_boundary():
     """assert_same_draws fails on a changed level away from a boundary and accepts one at a boundary."""
     config = small_config()
@@ -101,6 +103,7 @@ def test_replays_the_original_samples(tiny_config, tiny_reference):
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_rand_x"], atol=EPSILON)
 
 
+@pytest.mark.slow
 def test_one_graph_version_equals_the_row_by_row_calls():
     """sample_cached (a while loop over the rows, as in the exported `sample` signature)."""
     config = small_config(model="model", num_classes=2)
@@ -112,6 +115,7 @@ def test_one_graph_version_equals_the_row_by_row_calls():
     np.testing.assert_array_equal(graph.numpy(), CachedSampler(model)((u_mix, u_logistic), labels).numpy())
 
 
+@pytest.mark.slow
 def test_follows_the_weights():
     """Weights are read when a row is drawn: changing them changes the next samples."""
     config = small_config()

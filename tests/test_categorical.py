@@ -19,7 +19,7 @@ from pixelsnail_tf.config import OUTPUTS, VARIANTS, ModelConfig
 from pixelsnail_tf.distributions import DISTRIBUTIONS
 from pixelsnail_tf.sampling import CachedSampler, NaiveSampler, complete, draw_noise
 from pixelsnail_tf.serving import export_saved_model
-from pixelsnail_tf.training import TrainConfig, Trainer
+from pixelsnail_tf.training import TrainConfig, build_trainer
 
 CODES = 5
 
@@ -42,6 +42,7 @@ def test_config_and_distributions_agree():
         ModelConfig(output="gaussian")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", sorted(VARIANTS))
 def test_every_variant_is_causal_over_codes(model_name):
     """d logits(i) / d x(j) == 0 exactly for j >= i, x the embedded codes; > 0 for the left and upper
@@ -68,6 +69,7 @@ def test_every_variant_is_causal_over_codes(model_name):
         assert j == height * width - 1 or np.abs(other[j + 1:] - logits[j + 1:]).max() > 0
 
 
+@pytest.mark.slow
 def test_log_likelihood_is_the_softmax_cross_entropy_of_the_logits():
     model = initialized_model(codes_config(num_classes=2), 4, 5)
     codes, labels = np.random.default_rng(2).integers(0, CODES, (3, 4, 5)), np.array([1, 0, 1])
@@ -100,12 +102,13 @@ def raster_codes(count, height, width, rng):
     return ((first[:, None] + np.arange(height * width)) % CODES).reshape(count, height, width)
 
 
+@pytest.mark.slow
 def test_training_drives_bits_per_code_to_the_entropy():
     """The original's recipe (data-dependent init, original Adam) on a toy distribution of known
     entropy: log2(5) / 16 = 0.145 bits per code on 4x4 maps; at the start ~2.3 (log2 5)."""
     height = width = 4
     rng = np.random.default_rng(3)
-    trainer = Trainer(codes_config(nr_filters=16), TrainConfig(learning_rate=3e-3, batch_size=16))
+    trainer = build_trainer(codes_config(nr_filters=16), TrainConfig(learning_rate=3e-3, batch_size=16))
     trainer.initialize(raster_codes(16, height, width, rng))
     test = raster_codes(256, height, width, np.random.default_rng(4))
     before = float(np.mean(trainer.model.bits_per_dim(test)))
@@ -120,6 +123,7 @@ def test_training_drives_bits_per_code_to_the_entropy():
 STEPS = 300
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", sorted(VARIANTS))
 def test_fast_sampler_draws_the_naive_samplers_codes(model_name):
     height, width = sides(model_name)
@@ -133,6 +137,7 @@ def test_fast_sampler_draws_the_naive_samplers_codes(model_name):
     assert len(np.unique(naive)) > 1
 
 
+@pytest.mark.slow
 def test_first_code_follows_the_models_softmax():
     """Chi-square test of the code drawn at (0, 0) against the softmax of its logits."""
     model = initialized_model(codes_config(), 4, 4)
@@ -141,6 +146,7 @@ def test_first_code_follows_the_models_softmax():
     assert_levels_follow(drawn, probabilities, min_dof=CODES - 1)
 
 
+@pytest.mark.slow
 def test_completion_keeps_the_given_codes():
     model = initialized_model(codes_config(), 4, 5)
     codes = np.random.default_rng(5).integers(0, CODES, (2, 4, 5))
@@ -153,6 +159,7 @@ def test_completion_keeps_the_given_codes():
                                       np.broadcast_to(codes[i].reshape(-1)[:count], (2, count)))
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip(tmp_path):
     model = initialized_model(codes_config("model"), 4, 5)
     model.save(tmp_path / "prior.keras")
@@ -162,6 +169,7 @@ def test_keras_file_round_trip(tmp_path):
     np.testing.assert_allclose(loaded.log_prob(codes).numpy(), model.log_prob(codes).numpy(), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_saved_model_round_trip(tmp_path):
     model = initialized_model(codes_config(num_classes=2), 4, 5)
     export_saved_model(model, str(tmp_path / "m"), 4, 5)
@@ -199,6 +207,7 @@ def code_run(tmp_path_factory):
 CLI_MODEL = ["--nr_filters=8", "--nr_resnet=1", "--attn_rep=1", "--dropout_p=0"]
 
 
+@pytest.mark.slow
 def test_programs_train_evaluate_sample_and_export_a_prior(code_run, tmp_path):
     run = code_run / "run"
     config = checkpoints.read_config(str(run))
@@ -229,6 +238,7 @@ def test_programs_train_evaluate_sample_and_export_a_prior(code_run, tmp_path):
     np.testing.assert_allclose(scores["log_likelihood"].numpy(), model.log_prob(test).numpy(), rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--dataset=demo"], "--dataset=demo's training data must hold integer codes of shape"),
     (["--num_codes=3"], r"codes must lie in \[0, 3\) \(--num_codes\), got values in \[0, 4\]"),
@@ -243,6 +253,7 @@ def test_training_on_the_wrong_data_is_one_line(code_run, tmp_path, args, messag
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_images_for_a_prior_and_codes_for_an_image_model_are_one_line(code_run, tmp_path):
     np.save(tmp_path / "images.npy", np.zeros((2, 4, 4, 3), np.uint8))
     run = invoke(evaluate, f"--checkpoint={code_run / 'run'}", f"--images={tmp_path / 'images.npy'}")
@@ -253,6 +264,7 @@ def test_images_for_a_prior_and_codes_for_an_image_model_are_one_line(code_run, 
     assert run.returncode == 1 and "--original_sampling is for images" in run.stderr, run.stderr
 
 
+@pytest.mark.slow
 def test_a_prior_has_no_tf1_layout(code_run, tmp_path):
     run = invoke(convert, "--to_tf1", f"--checkpoint={code_run / 'run'}", f"--save_dir={tmp_path / 'tf1'}")
     assert run.returncode == 1 and "--output=categorical has no original TF1 checkpoint layout" in run.stderr

@@ -9,8 +9,8 @@ import tensorflow as tf
 from conftest import PXPP, TINY, bundle_config, small_config
 from pixelsnail_tf import checkpoints
 from pixelsnail_tf.config import PRESETS, ModelConfig
-from pixelsnail_tf.ema import PolyakAverage
-from pixelsnail_tf.model import PixelSNAIL, build_model
+from pixelsnail_tf.training.polyak import PolyakAverage
+from pixelsnail_tf.models import PixelSNAIL, build_model
 
 
 @pytest.fixture()
@@ -112,6 +112,7 @@ def test_directory_load_ignores_absolute_paths_in_the_index_file(model, tiny_ref
         checkpoints.resolve_prefix(str(tmp_path / "nothing"))
 
 
+@pytest.mark.slow
 def test_guess_config_of_full_checkpoints():
     for preset, blocks in [("cifar10", 12), ("imagenet32", 12)]:
         model = PixelSNAIL(PRESETS[preset])

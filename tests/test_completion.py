@@ -12,6 +12,7 @@ from pixelsnail_tf.images import uint8_to_float
 from pixelsnail_tf.sampling import complete, draw_noise, prefix_lengths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["fast", "naive"])
 def test_given_pixels_are_kept_and_the_rest_drawn(tiny_config, tiny_reference, sampler):
     model = trained_tiny_model(tiny_config)
@@ -37,6 +38,7 @@ def test_all_rows_given_returns_the_image(tiny_config, tiny_reference):
     np.testing.assert_array_equal(out[:, 0], images)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_fast_completes_what_naive_completes(variant):
     """Every variant, with the given prefix ending inside a row: the same completions from the same
@@ -52,6 +54,7 @@ def test_fast_completes_what_naive_completes(variant):
                       u_logistic.numpy())
 
 
+@pytest.mark.slow
 def test_first_drawn_pixel_follows_the_model_conditional(tiny_config, tiny_reference):
     """Chi-square test of the red value of the first drawn pixel (2, 3) given the pixels before it,
     against the mixture the network gives that pixel."""
@@ -73,6 +76,7 @@ def test_a_mask_must_be_a_raster_prefix():
         prefix_lengths(mask)
 
 
+@pytest.mark.slow
 def test_float_images_complete_as_their_levels(tiny_config, tiny_reference):
     """Float images in [-1, 1] are completed like their uint8 levels."""
     model = trained_tiny_model(tiny_config)

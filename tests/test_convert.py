@@ -9,9 +9,10 @@ import tensorflow as tf
 from commands import invoke
 from conftest import TINY
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import checkpoints, convert
+from pixelsnail_tf import checkpoints
+from pixelsnail_tf.checkpoints import conversion
 from pixelsnail_tf.commands import convert as convert_command
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.models import PixelSNAIL
 
 
 def tensors(prefix):
@@ -49,7 +50,7 @@ def test_round_trip_is_bit_exact_through_the_command_line(tmp_path):
 @pytest.mark.parametrize("use_ema, key", [(True, "ema_final"), (False, "raw_final")])
 def test_converted_checkpoint_gives_the_same_likelihood(tmp_path, tiny_config, tiny_reference,
                                                         use_ema, key):
-    prefix = convert.tf1_to_ours(str(TINY / "trained"), tiny_config, str(tmp_path / "ours"))
+    prefix = conversion.tf1_to_ours(str(TINY / "trained"), tiny_config, str(tmp_path / "ours"))
     model = PixelSNAIL(checkpoints.read_config(str(tmp_path / "ours")))
     model.build((None, 8, 8, 3))
     checkpoints.load_weights(model, prefix, use_ema=use_ema)
@@ -59,5 +60,5 @@ def test_converted_checkpoint_gives_the_same_likelihood(tmp_path, tiny_config, t
 
 def test_wrong_config_is_refused(tmp_path, tiny_config):
     with pytest.raises(ValueError, match="was made with other model flags: --nr_filters=32 \(not 64\)"):
-        convert.tf1_to_ours(str(TINY / "trained"), tiny_config.replace(nr_filters=64), str(tmp_path))
+        conversion.tf1_to_ours(str(TINY / "trained"), tiny_config.replace(nr_filters=64), str(tmp_path))
     assert not os.listdir(tmp_path)

@@ -15,7 +15,7 @@ from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from tolerances import NETWORK_RTOL
 from draws import assert_same_draws
 from pixelsnail_tf.distributions import distribution_of
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.models import PixelSNAIL
 from pixelsnail_tf.sampling import NaiveSampler, complete, draw_noise
 from pixelsnail_tf.serving import MAX_SAMPLES, export_saved_model
 
@@ -57,6 +57,7 @@ def exported(tmp_path_factory):
     return base
 
 
+@pytest.mark.slow
 @pytest.mark.paths
 def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny_reference):
     images = tmp_path / "images.npy"
@@ -95,6 +96,7 @@ def test_fresh_process_without_the_package(exported, tmp_path, tiny_config, tiny
     assert_same_draws(model, completions.reshape(4, 8, 8, 3), naive.reshape(4, 8, 8, 3), u_mix, u_logistic)
 
 
+@pytest.mark.slow
 def test_saved_model_cli(exported, tmp_path):
     shown = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", str(exported / "3"), "--all"],
                            capture_output=True, text=True, env=ENV, timeout=300)
@@ -137,6 +139,7 @@ def test_bad_completion_inputs_are_rejected(exported, tiny_reference, given, num
              num_samples=tf.constant(num_samples), seed=tf.constant(1, tf.int64))
 
 
+@pytest.mark.slow
 def test_existing_version_is_not_overwritten(exported):
     before = sorted(p.name for p in (exported / "3").iterdir())
     run = subprocess.run([sys.executable, str(ROOT / "export.py"), f"--checkpoint={TINY / 'trained'}",
@@ -148,6 +151,7 @@ def test_existing_version_is_not_overwritten(exported):
     assert sorted(p.name for p in (exported / "3").iterdir()) == before
 
 
+@pytest.mark.slow
 @pytest.mark.paths
 def test_class_conditional_sample_signature(tmp_path):
     model = PixelSNAIL(small_config(num_classes=4))
@@ -189,6 +193,7 @@ def xla_compiled_functions(saved_model_dir):
     return [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
 
 
+@pytest.mark.slow
 def test_default_export_needs_no_xla(exported, tmp_path):
     # TF Serving disables XLA:CPU JIT by default: the default export uses the reference kernels.
     assert xla_compiled_functions(exported / "3") == []
@@ -204,12 +209,13 @@ KERAS_PROCESS = """
 import json, sys
 import numpy as np
 import keras
-import pixelsnail_tf.model  # registers the model classes with Keras
+import pixelsnail_tf.models  # registers the model classes with Keras
 model = keras.saving.load_model(sys.argv[1])
 print(json.dumps({"ll": model.log_prob(np.load(sys.argv[2])).numpy().tolist(), "kernels": model.kernels}))
 """
 
 
+@pytest.mark.slow
 def test_keras_file_loads_in_a_fresh_process(tmp_path, tiny_config, tiny_reference):
     """export.py --format=keras: the averaged weights as the model's own; keras.saving.load_model gives
     the package's log-likelihoods."""

@@ -10,8 +10,8 @@ from draws import assert_same_draws
 from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.config import ModelConfig
 from pixelsnail_tf.images import round_to_levels
-from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
-from pixelsnail_tf.model import build_model
+from pixelsnail_tf.distributions.logistic_mixture import sample_discretized_mix_logistic
+from pixelsnail_tf.models import build_model
 from pixelsnail_tf.sampling import draw_noise
 
 pytestmark = pytest.mark.slow

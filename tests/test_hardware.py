@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pixelsnail_tf import cli, hardware
-from pixelsnail_tf.model import build_model
+from pixelsnail_tf.models import build_model
 
 NATIVE = {"avx512f", "avx512_bf16"}
 

@@ -90,6 +90,7 @@ def test_training_order_streams_and_resumes_mid_epoch(folder):
     np.testing.assert_array_equal(whole[0], images[order[:4]])  # the order of the in-memory path
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_on_a_folder(folder, tmp_path):
     run = invoke(train_command, f"--dataset=folder:{folder}", "--image_size=6,6", "--nr_filters=8",
                  "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2", "--batch_size=8", "--max_epochs=1",

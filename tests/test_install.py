@@ -83,6 +83,7 @@ def test_the_wheel_installs_the_package_and_its_commands(installed, tmp_path):
         assert (installed / command).exists(), command
 
 
+@pytest.mark.slow
 def test_train_sample_evaluate_from_another_folder(installed, tmp_path):
     """pixelsnail-train on a folder of PNGs written here, then sample and evaluate on its run folder."""
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ from pixelsnail_tf.layers import GatedResnet, WeightNormConv2D
 from pixelsnail_tf.layers.gated_resnet import GATED_SUM
 from pixelsnail_tf.layers.nonlinearities import NONLINEARITIES, get_nonlinearity
 from pixelsnail_tf.layers.winograd import SUPPORTED_KERNEL_SIZES, winograd_conv2d
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.models import PixelSNAIL
 from test_layers import numpy_conv_valid
 
 pytestmark = pytest.mark.paths
@@ -101,6 +101,7 @@ def test_fused_gated_sum_equals_the_reference():
     np.testing.assert_allclose(fused, GATED_SUM["reference"](x, c).numpy(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["h12_noup_smallkey", "model"])  # 2x2 convs; 2x2 and 2x3 convs
 def test_model_outputs_and_gradients_equal_the_reference_model(variant):
     config = small_config(variant, num_classes=3)

@@ -92,6 +92,7 @@ def receptive_field(layer, height=6, width=7, at=(3, 3)):
     return {(int(i) - at[0], int(j) - at[1]) for i, j in zip(*np.nonzero(grad))}
 
 
+@pytest.mark.slow
 def test_shifted_convolution_receptive_fields():
     assert DownShiftedConv2D(3).kernel_size == (2, 3)
     assert DownRightShiftedConv2D(3).kernel_size == (2, 2)

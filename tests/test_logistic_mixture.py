@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixelsnail_tf.logistic_mixture import (bits_per_dim, discretized_mix_logistic_log_prob,
-                                            sample_discretized_mix_logistic, uniform_noise)
+from pixelsnail_tf.distributions import bits_per_dim
+from pixelsnail_tf.distributions.base import uniform_noise
+from pixelsnail_tf.distributions.logistic_mixture import (discretized_mix_logistic_log_prob,
+                                                          sample_discretized_mix_logistic)
 
 pytestmark = pytest.mark.paths
 
@@ -35,6 +37,7 @@ def test_greedy_sampling(tiny_reference):
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_greedy_x"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_probabilities_of_all_pixel_values_sum_to_one():
     rng = np.random.default_rng(3)
     mixtures = 2

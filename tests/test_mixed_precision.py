@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from conftest import small_config, trained_tiny_model
 from pixelsnail_tf.distributions import distribution_of
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.models import PixelSNAIL
 from pixelsnail_tf.sampling import CachedSampler, NaiveSampler, draw_noise
-from pixelsnail_tf.training import TrainConfig, Trainer
+from pixelsnail_tf.training import TrainConfig, build_trainer
 
 pytestmark = pytest.mark.paths
 
@@ -20,6 +20,7 @@ POLICIES = [pytest.param("mixed_bfloat16", "bfloat16", marks=pytest.mark.bfloat1
             pytest.param("mixed_float16", "float16", id="float16")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy, compute", POLICIES)
 @pytest.mark.parametrize("use_ema", [True, False])
 def test_bits_per_dim_within_half_a_percent_of_float32(tiny_config, tiny_reference, use_ema, policy, compute):
@@ -32,14 +33,15 @@ def test_bits_per_dim_within_half_a_percent_of_float32(tiny_config, tiny_referen
     assert model.compute_dtype == compute and all(w.dtype == "float32" for w in model.weights)
 
 
+@pytest.mark.slow
 @pytest.mark.bfloat16
 def test_training_step_keeps_float32_state(tiny_config, tiny_reference):
-    trainer = Trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
+    trainer = build_trainer(tiny_config, TrainConfig(batch_size=4), dtype=MIXED)
     trainer.initialize(tiny_reference["x_init_u8"])
     before = [w.numpy() for w in trainer.model.trainable_weights]
     losses = [float(trainer.train_step(tiny_reference["x_train_u8"][k])) for k in range(3)]
     assert all(np.isfinite(losses))
-    reference = Trainer(tiny_config, TrainConfig(batch_size=4))
+    reference = build_trainer(tiny_config, TrainConfig(batch_size=4))
     for w, value in zip(reference.model.trainable_weights, before):
         w.assign(value)
     float32_loss = float(reference.train_step(tiny_reference["x_train_u8"][0]))
@@ -50,6 +52,7 @@ def test_training_step_keeps_float32_state(tiny_config, tiny_reference):
         assert w.dtype == "float32" and trainer.ema.shadow(w).dtype == tf.float32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy, compute", POLICIES)
 def test_samplers_in_mixed_precision(tiny_config, policy, compute):
     model = trained_tiny_model(tiny_config, dtype=policy)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from pixelsnail_tf import checkpoints
-from pixelsnail_tf.image_model import weight_name
-from pixelsnail_tf.model import PixelSNAIL
-from pixelsnail_tf.optimizer import original_adam
+from pixelsnail_tf.models import PixelSNAIL
+from pixelsnail_tf.models.base import weight_name
+from pixelsnail_tf.training.optimizer import original_adam
 
 pytestmark = pytest.mark.paths
 

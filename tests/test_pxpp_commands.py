@@ -13,7 +13,7 @@ from tolerances import NETWORK_RTOL
 from pixelsnail_tf import checkpoints
 from pixelsnail_tf.commands import convert, evaluate, export, sample, train
 from pixelsnail_tf.images import float_to_uint8
-from pixelsnail_tf.model import build_model
+from pixelsnail_tf.models import build_model
 from pixelsnail_tf.sampling import CachedSampler, draw_noise
 
 FLAGS = ["--model=pxpp", "--nr_filters=12", "--nr_resnet=1", "--nr_logistic_mix=2"]
@@ -32,6 +32,7 @@ def converted(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_convert_and_evaluate_give_the_original_likelihood(converted, tmp_path):
     reference = dict(np.load(PXPP / "reference.npz"))
     np.save(tmp_path / "test.npy", reference["x_test_u8"])
@@ -44,6 +45,7 @@ def test_convert_and_evaluate_give_the_original_likelihood(converted, tmp_path):
                                    rtol=NETWORK_RTOL)
 
 
+@pytest.mark.slow
 def test_sample_draws_from_the_converted_weights(converted, tmp_path):
     ok(invoke(sample, f"--checkpoint={converted}", "--num_samples=2", "--seed=4", "--image_size=8",
               f"--out_dir={tmp_path / 's'}"))
@@ -55,6 +57,7 @@ def test_sample_draws_from_the_converted_weights(converted, tmp_path):
     np.testing.assert_array_equal(drawn, float_to_uint8(expected).numpy())
 
 
+@pytest.mark.slow
 def test_export_serves_the_likelihood_and_samples(converted, tmp_path):
     reference = dict(np.load(PXPP / "reference.npz"))
     ok(invoke(export, f"--checkpoint={converted}", f"--export_dir={tmp_path / 'e'}", "--image_size=8"))
@@ -66,6 +69,7 @@ def test_export_serves_the_likelihood_and_samples(converted, tmp_path):
     assert drawn["images"].shape == (1, 8, 8, 3)
 
 
+@pytest.mark.slow
 def test_train_runs_an_epoch_with_samples(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "data").mkdir()

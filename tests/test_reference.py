@@ -7,7 +7,7 @@ import pytest
 from tolerances import NETWORK_RTOL
 from pixelsnail_tf import checkpoints
 from pixelsnail_tf.layers.kernels import KERNELS
-from pixelsnail_tf.model import build_model
+from pixelsnail_tf.models import build_model
 
 pytestmark = pytest.mark.paths
 

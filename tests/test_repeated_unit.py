@@ -1,5 +1,5 @@
-"""With recomputation PixelSNAIL's blocks run as one function body (pixelsnail_tf/repeated_unit.py): the
-same numbers as the blocks traced inline, one body called once per block, dropout state untouched."""
+"""With recomputation PixelSNAIL's blocks run as one function body (pixelsnail_tf/models/repeated_unit.py):
+the same numbers as the blocks traced inline, one body called once per block, dropout state untouched."""
 
 import collections
 import functools
@@ -9,11 +9,12 @@ import pytest
 import tensorflow as tf
 
 from conftest import initialized_model, small_config
-from pixelsnail_tf.repeated_unit import RepeatedUnit
+from pixelsnail_tf.models.repeated_unit import RepeatedUnit
 
 SEED = tf.constant([5, 2], tf.int64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recompute", [False, True])
 @pytest.mark.parametrize("variant", ["h12_noup_smallkey", "model"])
 def test_blocks_in_one_body_compute_what_they_compute_inline(variant, recompute):
@@ -65,6 +66,7 @@ def body_calls(graph_def):
             and "_stateless" in node.attr["f"].func.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recompute", [False, True])
 def test_a_training_step_calls_one_body_per_block(recompute):
     """With recomputation the gradient's graph holds no block inline: it calls one body without kept
@@ -89,10 +91,9 @@ def test_a_training_step_calls_one_body_per_block(recompute):
     assert len(set(calls)) == len(kinds), calls  # one body of each kind
 
 
-def test_dropout_from_the_layers_own_seeds_still_draws_new_masks():
-    """Without a dropout seed the layers draw from their own seed generators, whose state a shared
-    body could not advance: the blocks then run inline, and two calls draw different masks; with a
-    seed, the same masks."""
+def test_without_a_dropout_seed_each_call_draws_new_masks():
+    """Without a dropout seed the model draws one per call from its seed generator, outside the shared
+    body: two calls draw different masks; with a seed, the same masks."""
     model = initialized_model(small_config(dropout_p=0.5), 4, 4)
     model.recompute = True
     x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 4, 4, 3)), tf.float32)

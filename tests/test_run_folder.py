@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from commands import invoke
-from pixelsnail_tf import checkpoints, run_folder
+from pixelsnail_tf import checkpoints
+from pixelsnail_tf.runs import run_folder
 from pixelsnail_tf.commands import sample as sample_command
 from pixelsnail_tf.commands import train as train_command
 from test_train_cli import BUNDLE_FLAGS, ENV, ROOT, run_state, train
@@ -50,6 +51,7 @@ def test_resolve_prefix_without_an_index_picks_the_highest_step(tmp_path):
     assert checkpoints.resolve_prefix(str(tmp_path)) == str(tmp_path / "ckpt-192")
 
 
+@pytest.mark.slow
 def test_a_folder_has_one_trainer(tmp_path):
     with run_folder.RunLock(str(tmp_path)):
         with pytest.raises(run_folder.RunFolderBusy, match=r"another trainer \(process \d+\) is using"):
@@ -57,7 +59,7 @@ def test_a_folder_has_one_trainer(tmp_path):
     run_folder.RunLock(str(tmp_path)).acquire().release()  # released on exit from the block
     # a process killed while holding the lock leaves no stale lock behind
     holder = subprocess.Popen([sys.executable, "-c", (
-        f"import time; from pixelsnail_tf import run_folder; lock = run_folder.RunLock({str(tmp_path)!r}); "
+        f"import time; from pixelsnail_tf.runs import run_folder; lock = run_folder.RunLock({str(tmp_path)!r}); "
         "lock.acquire(); print('locked', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
     assert holder.stdout.readline().strip() == "locked"
@@ -82,6 +84,7 @@ def common(data, save_dir, epochs):
             "--save_interval=1", *BUNDLE_FLAGS, "--seed=5", "--dropout_p=0.5"]  # dropout: masks resume too
 
 
+@pytest.mark.slow
 def test_a_lost_index_resumes_from_the_newest_checkpoint_and_overwrites_nothing(tmp_path, data8):
     run = tmp_path / "run"
     assert train(*common(data8, run, 3)).returncode == 0
@@ -106,6 +109,7 @@ def test_a_lost_index_resumes_from_the_newest_checkpoint_and_overwrites_nothing(
     assert newest[0].endswith("ckpt-6")
 
 
+@pytest.mark.slow
 def test_a_second_trainer_is_refused(tmp_path, data8):
     first = train(*common(data8, tmp_path, 30), wait=False)
     deadline = time.time() + 300
@@ -121,6 +125,7 @@ def test_a_second_trainer_is_refused(tmp_path, data8):
         f"choose another --save_dir")
 
 
+@pytest.mark.slow
 def test_a_failed_start_writes_nothing(tmp_path, data8):
     assert train(*common(data8, tmp_path, 1)).returncode == 0
     (tmp_path / "config.json").unlink()  # as in a copy of the checkpoint files alone
@@ -148,6 +153,7 @@ def test_a_failed_start_writes_nothing(tmp_path, data8):
     assert hashes(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_non_finite_weights_are_never_saved(tmp_path, tiny_reference):
     np.savez(tmp_path / "train.npz", x=tiny_reference["x_train_u8"][0])  # one step per epoch
     np.savez(tmp_path / "test.npz", x=tiny_reference["x_test_u8"])
@@ -173,6 +179,7 @@ def straight_run(tmp_path_factory, data8):
 
 
 # right after the first save (the evaluation that follows it), and a little later (the next steps)
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 0.5])
 def test_ctrl_c_saves_a_consistent_position(tmp_path, data8, straight_run, delay):
     """SIGINT acts as SIGTERM: after the current step (or evaluation batch), so the saved step and data
@@ -195,6 +202,7 @@ def test_ctrl_c_saves_a_consistent_position(tmp_path, data8, straight_run, delay
         np.testing.assert_array_equal(b[1][name], a[1][name], err_msg=name)  # no batch trained twice
 
 
+@pytest.mark.slow
 def test_the_folder_alone_resumes_and_refuses_contradicting_flags(tmp_path, data8, straight_run):
     """flags.txt records the run's flags: `--save_dir=DIR` alone (here with a longer --max_epochs)
     resumes as the full command would; a flag that contradicts the record is refused; sampling takes

@@ -11,8 +11,8 @@ from commands import invoke
 from conftest import TINY, TINY_FLAGS, small_config, trained_tiny_model
 from draws import EPSILON, assert_levels_follow, assert_same_draws, red_level_probabilities
 from pixelsnail_tf.distributions import distribution_of
-from pixelsnail_tf.logistic_mixture import sample_discretized_mix_logistic
-from pixelsnail_tf.model import PixelSNAIL
+from pixelsnail_tf.distributions.logistic_mixture import sample_discretized_mix_logistic
+from pixelsnail_tf.models import PixelSNAIL
 from pixelsnail_tf.sampling import CachedSampler
 from pixelsnail_tf.commands import sample as sample_command
 from pixelsnail_tf.images import float_to_uint8, round_to_levels
@@ -23,6 +23,7 @@ from pixelsnail_tf.sampling import NaiveSampler, draw_noise
 # XLA's exp and sigmoid) ends up to EPSILON apart, as between our two samplers (draws.py). Measured
 # with the reference kernels: below 1e-5 with oneDNN (AVX-512, AVX2), 1.6e-5 with Eigen; the fast ones:
 # 1.7e-5 to 2.2e-5.
+@pytest.mark.slow
 @pytest.mark.paths
 @pytest.mark.parametrize("kernels", ["reference", "fast"])
 def test_replays_the_original_samples(bundle, kernels):
@@ -39,6 +40,7 @@ def test_replays_the_original_samples(bundle, kernels):
     np.testing.assert_allclose(x.numpy(), tiny_reference["sample_greedy_x"], atol=3e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.paths
 @pytest.mark.parametrize("quantize", [True, False])
 def test_equals_a_plain_step_by_step_implementation(quantize):
@@ -77,6 +79,7 @@ def sample_cli(*args):
     return invoke(sample_command, *args)
 
 
+@pytest.mark.slow
 def test_sample_py(tmp_path, tiny_reference, tiny_config):
     np.savez(tmp_path / "noise.npz", u_mix=tiny_reference["sample_rand_u_mix"],
              u_logistic=tiny_reference["sample_rand_u_logistic"])
@@ -111,6 +114,7 @@ def test_sample_py(tmp_path, tiny_reference, tiny_config):
         "error: --class_label given, but the model is not class-conditional")
 
 
+@pytest.mark.slow
 def test_sample_py_completes_images(tmp_path, tiny_reference):
     images = tiny_reference["x_test_u8"][:3]
     np.save(tmp_path / "x.npy", images)
@@ -154,6 +158,7 @@ def test_sample_py_completes_images(tmp_path, tiny_reference):
     assert run.stderr.strip().splitlines()[-1] == "error: --given_rows and --given_mask go with --complete=FILE.npy"
 
 
+@pytest.mark.slow
 @pytest.mark.bfloat16
 def test_sample_py_in_bfloat16(tmp_path, tiny_config):
     run = sample_cli(f"--checkpoint={TINY / 'trained'}", *TINY_FLAGS, "--num_samples=3", "--seed=7",

@@ -14,7 +14,7 @@ import tensorflow as tf
 from conftest import small_config
 from pixelsnail_tf.config import VARIANTS
 from pixelsnail_tf.layers import CausalAttentionBlock, DownRightShiftedConv2D, DownShiftedConv2D, GatedResnet
-from pixelsnail_tf.model import build_model
+from pixelsnail_tf.models import build_model
 
 pytestmark = pytest.mark.paths
 
@@ -142,7 +142,7 @@ def test_attention_block_pixel_steps(downsample, height, width):
 def teacher_forced_parameters(model, images, labels=None):
     """The mixture parameters [B,H,W,10*M] the model's steps give each pixel when fed the images' own
     pixels (one traced function per row)."""
-    batch, height, width, _ = images.shape
+    batch, height, width = images.shape[:3]
 
     @tf.function
     def row(r, state):
@@ -158,26 +158,40 @@ def teacher_forced_parameters(model, images, labels=None):
     return tf.stack(rows, axis=1)
 
 
-def initialized_model(variant, num_classes=0, dtype=None, seed=0):
-    """A model of the variant after data-dependent init on random images, and 3 images of its size."""
-    config = small_config(model=variant, nr_resnet=2, num_classes=num_classes)
+def initialized_model(variant, num_classes=0, dtype=None, seed=0, output="logistic_mixture"):
+    """A model of the variant after data-dependent init on random images, and 3 images of its size (code
+    maps, for output="categorical")."""
+    codes = output == "categorical"
+    config = small_config(model=variant, nr_resnet=2, num_classes=num_classes, output=output,
+                          num_codes=5 if codes else 0)
     side = 8 if variant == "pxpp" else 4  # pxpp: its H/4 level needs more than one cell for the init
     keras.utils.set_random_seed(seed)
     model = build_model(config, **({"dtype": dtype} if dtype else {}))
     rng = np.random.default_rng(seed)
     labels = tf.constant(np.arange(3) % num_classes) if num_classes else None
-    model.initialize(rng.uniform(-1, 1, (3, side, side + 4, 3)).astype(np.float32), labels)
-    images = tf.constant(np.round(rng.uniform(-1, 1, (3, side, side + 4, 3)) * 127.5) / 127.5, tf.float32)
+
+    def draw():
+        if codes:
+            return rng.integers(0, 5, (3, side, side + 4))
+        return np.round(rng.uniform(-1, 1, (3, side, side + 4, 3)) * 127.5) / 127.5
+
+    model.initialize(draw().astype(np.int32 if codes else np.float32), labels)
+    images = tf.constant(draw(), tf.int32 if codes else tf.float32)
     return model, images, labels
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("output", ["logistic_mixture", "categorical"])
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_model_steps_give_every_pixels_parameters(variant):
-    model, images, labels = initialized_model(variant, num_classes=2)
+def test_model_steps_give_every_pixels_parameters(variant, output):
+    """The model's steps (the fast sampler's wiring, written beside the model's own) give every pixel the
+    parameters of the whole-image call: fails when one of the two wirings changes without the other."""
+    model, images, labels = initialized_model(variant, num_classes=2, output=output)
     expected = model(images, labels)
     assert relative_error(teacher_forced_parameters(model, images, labels), expected) <= RTOL
 
 
+@pytest.mark.slow
 @pytest.mark.bfloat16
 @pytest.mark.parametrize("variant", ["h12_pool2_smallkey", "model", "pxpp"])
 def test_model_steps_in_bfloat16_are_as_accurate_as_the_model(variant):

@@ -57,6 +57,7 @@ def bpd_of(save_dir, images, use_ema):
     return model.bits_per_dim(images).numpy()
 
 
+@pytest.mark.slow
 def test_one_epoch_from_the_original_after_init_checkpoint(tmp_path, bundle_data, tiny_reference):
     run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
                 f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}", "--max_epochs=1",
@@ -84,6 +85,7 @@ def tensorboard_tags(folder):
     return tags
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_a_straight_run(tmp_path, bundle_data):
     common = ["--dataset=npz", f"--data_dir={bundle_data}", "--max_epochs=3", "--save_interval=1",
               *BUNDLE_FLAGS[:-1], "--seed=3"]  # shuffled, with data-dependent init
@@ -105,6 +107,7 @@ def test_resume_after_sigkill_equals_a_straight_run(tmp_path, bundle_data):
         np.testing.assert_allclose(b[name], a[name], atol=1e-6, rtol=0, err_msg=name)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, bundle_data):
     common = ["--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
               "--save_interval=1", *BUNDLE_FLAGS]
@@ -119,6 +122,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, bund
         np.testing.assert_array_equal(after[1][name], value)
 
 
+@pytest.mark.slow
 def test_two_cpu_replicas_through_the_command_line(tmp_path, bundle_data, tiny_reference):
     run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
                 f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}", "--max_epochs=1",
@@ -129,6 +133,7 @@ def test_two_cpu_replicas_through_the_command_line(tmp_path, bundle_data, tiny_r
                                tiny_reference["bpd_test_ema_final"], rtol=NETWORK_RTOL)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_through_the_command_line(tmp_path, bundle_data, tiny_reference):
     """--batch_size=2 --accum_steps=2 gives the original's steps on batches of 4; a resume that would
     change the images per step is refused."""
@@ -149,6 +154,7 @@ def test_gradient_accumulation_through_the_command_line(tmp_path, bundle_data, t
         "resume with the same, or start another --save_dir")
 
 
+@pytest.mark.slow
 def test_preset_with_overrides(tmp_path, bundle_data):
     run = train("--dataset=npz", f"--data_dir={bundle_data}", f"--save_dir={tmp_path / 'run'}",
                 "--preset=demo", "--nr_logistic_mix=3", "--max_epochs=1", "--batch_size=4",
@@ -159,6 +165,7 @@ def test_preset_with_overrides(tmp_path, bundle_data):
             config.dropout_p) == (32, 1, 2, 3, 0.0)
 
 
+@pytest.mark.slow
 def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
     np.savez(tmp_path / "train.npz", x=tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3),
              y=np.arange(12) % 3)
@@ -183,10 +190,9 @@ def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
     assert run.stderr.strip().splitlines()[-1] == "error: --class_conditional needs labels, and npz has none"
 
 
-@pytest.mark.paths
-def test_two_local_workers_agree_with_the_single_process_run(tmp_path, bundle_data, tiny_reference):
-    """MultiWorkerMirroredStrategy: 2 processes on 127.0.0.1 with TF_CONFIG, 2 images each per step,
-    their gradients summed (--worker_gradients=sum; the default mean: test_training.py)."""
+def two_local_workers(save_dir, data_dir, *flags):
+    """train.py as 2 processes of a MultiWorkerMirroredStrategy on 127.0.0.1 (TF_CONFIG), from the
+    bundle's after-init checkpoint, 2 images per worker and step; both must end with status 0."""
     import json
     import socket
     ports = []
@@ -195,17 +201,46 @@ def test_two_local_workers_agree_with_the_single_process_run(tmp_path, bundle_da
             s.bind(("127.0.0.1", 0))
             ports.append(s.getsockname()[1])
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    command = [sys.executable, str(ROOT / "train.py"), "--dataset=npz", f"--data_dir={bundle_data}",
-               f"--save_dir={tmp_path / 'run'}", f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}",
+    command = [sys.executable, str(ROOT / "train.py"), "--dataset=npz", f"--data_dir={data_dir}",
+               f"--save_dir={save_dir}", f"--init_checkpoint={TINY / 'after_init' / 'model.ckpt'}",
                "--max_epochs=1", "--save_interval=1", *BUNDLE_FLAGS[:4], "--batch_size=2",
-               *BUNDLE_FLAGS[5:], "--worker_gradients=sum"]
+               *BUNDLE_FLAGS[5:], *flags]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=dict(ENV, TF_CONFIG=json.dumps({"cluster": cluster,
                                                                     "task": {"type": "worker", "index": i}})))
                for i in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs[0][1][-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.paths
+def test_two_local_workers_agree_with_the_single_process_run(tmp_path, bundle_data, tiny_reference):
+    """2 worker processes, 2 images each per step, their gradients summed (--worker_gradients=sum): the
+    original's three single-process steps."""
+    two_local_workers(tmp_path / "run", bundle_data, "--worker_gradients=sum")
     for use_ema, key in ((False, "raw_final"), (True, "ema_final")):
         np.testing.assert_allclose(bpd_of(tmp_path / "run", tiny_reference["x_test_u8"], use_ema),
                                    tiny_reference[f"bpd_test_{key}"], rtol=NETWORK_RTOL)
     assert (tmp_path / "run" / "worker_1").is_dir()  # the other worker's copy stays apart
+
+
+@pytest.mark.slow
+def test_two_local_workers_average_their_gradients(tmp_path, tiny_reference):
+    """--worker_gradients=mean (the default, the original's MPI semantics) across 2 processes: after one
+    step Adam's moments, 0.05 g and 0.0005 g^2, are 1/2 and 1/4 of those of the summed gradients."""
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "train.npz", x=tiny_reference["x_train_u8"][0])  # one step's 4 images
+    np.savez(data / "test.npz", x=tiny_reference["x_test_u8"])
+    moments = {}
+    for semantics in ("mean", "sum"):
+        two_local_workers(tmp_path / semantics, data, f"--worker_gradients={semantics}")
+        reader = tf.train.load_checkpoint(str(tmp_path / semantics / "ckpt-1"))
+        moments[semantics] = {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(
+            str(tmp_path / semantics / "ckpt-1")) if "_moment/" in name}
+    assert moments["mean"] and set(moments["mean"]) == set(moments["sum"])
+    for name, value in moments["sum"].items():
+        share = 0.5 if "first_moment" in name else 0.25
+        np.testing.assert_allclose(moments["mean"][name], share * value, rtol=1e-6,
+                                   atol=1e-6 * np.abs(value).max(), err_msg=name)

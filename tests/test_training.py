@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from conftest import TINY, small_config
 from pixelsnail_tf import checkpoints
-from pixelsnail_tf.model import build_model
-from pixelsnail_tf.training import TrainConfig, Trainer, worker_count
+from pixelsnail_tf.models import build_model
+from pixelsnail_tf.training import TrainConfig, Trainer, build_trainer, original_adam, worker_count
 
 pytestmark = pytest.mark.paths
 
@@ -86,13 +86,14 @@ def test_learning_rate_schedule(tiny_reference):
     np.testing.assert_array_equal(np.float32(lrs), np.float32(tiny_reference["lr"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["fast", "reference"])
 def test_gradients_equal_the_original(bundle, kernels):
     reference = bundle.reference
-    trainer = Trainer(bundle.config, bundle_train_config(reference), kernels=kernels)
+    trainer = build_trainer(bundle.config, bundle_train_config(reference), kernels=kernels)
     entries = start_from_bundle(trainer, bundle.directory)
-    loss, grads = trainer._replica_loss_and_gradients(tf.constant(reference["x_train_u8"][0]), None,
-                                                      trainer._seed(1))
+    loss, grads = trainer.loss_and_gradients(tf.constant(reference["x_train_u8"][0]), None,
+                                                      trainer.step_seed(1))
     np.testing.assert_allclose(float(loss), reference["train_loss"][0], rtol=1e-6)
     names = {id(e.variable): e.name for e in entries}
     for w, g in zip(trainer.model.trainable_weights, grads):
@@ -112,13 +113,14 @@ def load_state(trainer, entries, reference, suffix):
     trainer.optimizer.t.assign(float(reference[f"adam_t_{suffix}"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recompute", [False, True])
 def test_steps_reproduce_the_original(bundle, recompute):
     """Each step from the original's state before it: step 1 from the init, steps 2 and 3 from the
     original's state after step 1. (Run on from our own step 1, the few updates that ATOL allows to
     flip feed pxpp's later gradients: 13% of its weights then end more than 1e-6 away.)"""
     reference = bundle.reference
-    trainer = Trainer(bundle.config, bundle_train_config(reference), recompute=recompute)
+    trainer = build_trainer(bundle.config, bundle_train_config(reference), recompute=recompute)
     entries = start_from_bundle(trainer, bundle.directory)
     losses = [float(trainer.train_step(reference["x_train_u8"][0]).numpy())]
     assert_state(trainer, entries, reference, "step1")
@@ -130,6 +132,7 @@ def test_steps_reproduce_the_original(bundle, recompute):
     assert_state(trainer, entries, reference, "final")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["h12_noup_smallkey", "model", "pxpp"])
 def test_recomputed_gradients_equal_the_plain_ones(model):
     """With recompute, the backward pass computes each unit again and gets the same gradients, dropout
@@ -173,13 +176,14 @@ def test_recomputed_gradients_equal_the_plain_ones(model):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recompute", [False, True])
 def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_reference, recompute):
     """The original's three steps on two replicas (recomputed: each replica calls the blocks' one body
     with the mirrored weights)."""
     devices = two_cpu_devices()
     strategy = tf.distribute.MirroredStrategy(devices)
-    trainer = Trainer(tiny_config, bundle_train_config(tiny_reference), strategy, recompute=recompute)
+    trainer = build_trainer(tiny_config, bundle_train_config(tiny_reference), strategy, recompute=recompute)
     entries = start_from_bundle(trainer)
     losses = []
     for k in range(3):
@@ -191,6 +195,7 @@ def test_two_replicas_equal_one_on_the_same_global_batch(tiny_config, tiny_refer
     assert_state(trainer, entries, tiny_reference, "final")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_accumulated_micro_batches_equal_one_batch(tiny_config, tiny_reference, replicas):
     """Gradient accumulation: the bundle's batches of 4 as micro-batches (2 x 2 on one replica, 2 x 1 on
@@ -200,7 +205,7 @@ def test_accumulated_micro_batches_equal_one_batch(tiny_config, tiny_reference, 
     config = dataclasses.replace(bundle_train_config(tiny_reference), batch_size=2 // replicas,
                                  accum_steps=2)
     assert config.images_per_step(replicas) == 4
-    trainer = Trainer(tiny_config, config, strategy)
+    trainer = build_trainer(tiny_config, config, strategy)
     entries = start_from_bundle(trainer)
     losses = []
     for k in range(3):
@@ -212,12 +217,13 @@ def test_accumulated_micro_batches_equal_one_batch(tiny_config, tiny_reference, 
     assert_state(trainer, entries, tiny_reference, "final")
 
 
+@pytest.mark.slow
 def test_workers_average_their_gradients_as_the_original(tiny_config, tiny_reference):
     """With several workers (the original's MPI processes) the summed gradients are divided by their
     number: after the first step Adam's first moment, 0.05 g, is half the original's single-process
     one with 2 workers; with worker_gradients="sum" it is the original's."""
     for semantics, share in (("mean", 0.5), ("sum", 1.0)):
-        trainer = Trainer(tiny_config, dataclasses.replace(bundle_train_config(tiny_reference),
+        trainer = build_trainer(tiny_config, dataclasses.replace(bundle_train_config(tiny_reference),
                                                            worker_gradients=semantics))
         assert trainer.workers == 1
         trainer.workers = 2  # as worker_count gives for a TF_CONFIG cluster of two
@@ -243,18 +249,19 @@ def test_worker_count_from_the_cluster():
     assert worker_count(tf.distribute.get_strategy()) == 1
 
 
+@pytest.mark.slow
 def test_dropout_masks_follow_seed_step_and_replica(tiny_config, tiny_reference):
     """The masks are a function of (seed, step, replica) alone: the same (seed, step) gives the same
     loss (what makes a resumed run equal an uninterrupted one: test_run_folder), another seed or step
     another, and the two replicas of a step draw different masks."""
     strategy = tf.distribute.MirroredStrategy(two_cpu_devices())
-    trainer = Trainer(tiny_config.replace(dropout_p=0.5), bundle_train_config(tiny_reference), strategy,
+    trainer = build_trainer(tiny_config.replace(dropout_p=0.5), bundle_train_config(tiny_reference), strategy,
                       seed=3)
     start_from_bundle(trainer)
     images = tiny_reference["x_train_u8"][0][:2]
     batch = tf.data.Dataset.from_tensor_slices(np.concatenate([images, images])).batch(4)
     (distributed,) = list(strategy.experimental_distribute_dataset(batch))
-    replica_losses = tf.function(lambda seed: strategy.run(trainer._replica_loss_and_gradients,
+    replica_losses = tf.function(lambda seed: strategy.run(trainer.loss_and_gradients,
                                                            (distributed, None, seed))[0])
 
     def losses(seed, step):
@@ -262,7 +269,52 @@ def test_dropout_masks_follow_seed_step_and_replica(tiny_config, tiny_reference)
             replica_losses(tf.constant([seed, step], tf.int64)))]
 
     first = losses(3, 1)
-    assert trainer._seed(1).numpy().tolist() == [3, 1]
+    assert trainer.step_seed(1).numpy().tolist() == [3, 1]
     assert first[0] != first[1]  # the same images on both replicas, other masks
     assert losses(3, 1) == first
     assert losses(4, 1) != first and losses(3, 2) != first
+
+
+def test_the_trainer_is_given_its_model_and_optimizer(tiny_config):
+    """Trainer(model, optimizer, ...) trains what it is given: a model and optimizer of the caller's
+    making, built under the strategy's scope; anything else is refused with one line."""
+    strategy = tf.distribute.MirroredStrategy(two_cpu_devices())
+    config = bundle_train_config(None)
+    with strategy.scope():
+        model = build_model(tiny_config)
+        model.build(None)
+        optimizer = original_adam(model)
+    trainer = Trainer(model, optimizer, config, strategy)
+    assert trainer.model is model and trainer.optimizer is optimizer and trainer.step == 0
+    outside = build_model(tiny_config)
+    outside.build(None)
+    other = build_model(tiny_config)
+    other.build(None)
+    for args, message in [((build_model(tiny_config), optimizer), "needs a built model"),
+                          ((outside, original_adam(outside)), "not created under the strategy's scope"),
+                          ((model, original_adam(other)), "does not update this model's trainable weights")]:
+        with pytest.raises(ValueError, match=message) as error:
+            Trainer(*args, config, strategy)
+        assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_the_average_moves_towards_the_weights_before_the_update(tiny_config, tiny_reference):
+    """The Polyak average is updated first, then Adam (the order the original's reference data was made
+    with): after a step each average is shadow - (shadow - w) * (1 - decay) of the weight w *before* the
+    step. With decay 0.5 and learning rate 0.1 the other order is half a step of the weights away (up to
+    0.05), where float32 rounding of one update is ~1e-7: a test that tells the two orders apart."""
+    trainer = build_trainer(tiny_config, TrainConfig(learning_rate=0.1, polyak_decay=0.5, batch_size=4))
+    start_from_bundle(trainer)
+    weights = trainer.model.trainable_weights
+    for w in weights:  # averages away from the weights, so that both terms of the update count
+        trainer.ema.shadow(w).assign(w.numpy() + 0.01)
+    before = [w.numpy() for w in weights]
+    shadows = [trainer.ema.shadow(w).numpy() for w in weights]
+    trainer.train_step(tiny_reference["x_train_u8"][0])
+    half = np.float32(0.5)
+    gap = 0.0
+    for w, w0, s0 in zip(weights, before, shadows):
+        np.testing.assert_allclose(trainer.ema.shadow(w).numpy(), s0 - (s0 - w0) * half, rtol=1e-6, atol=1e-7)
+        gap = max(gap, float(np.abs((s0 - (s0 - w.numpy()) * half) - (s0 - (s0 - w0) * half)).max()))
+    assert gap > 1e-2  # what the average after the update would have been instead

@@ -14,9 +14,9 @@ from pixelsnail_tf.checkpoints.prefix import resolve_prefix
 from pixelsnail_tf.checkpoints.tf1 import (ADAM_STEP, CheckpointMismatchError, describe_tf1_shapes,
                                            load_tf1_checkpoint, load_tf1_training_state,
                                            read_tf1_checkpoint, tf1_name_map)
-from pixelsnail_tf.ema import PolyakAverage
 from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.model import build_model
+from pixelsnail_tf.models import build_model
+from pixelsnail_tf.training.polyak import PolyakAverage
 
 __all__ = ["ADAM_STEP", "CONFIG_FILE", "CheckpointMismatchError", "config_differences",
            "describe_tf1_shapes", "is_tf1", "load_model", "load_tf1_checkpoint", "load_tf1_training_state",

@@ -9,7 +9,7 @@ import os
 import tensorflow as tf
 
 from pixelsnail_tf.config import ModelConfig
-from pixelsnail_tf.image_model import weight_name
+from pixelsnail_tf.models.base import weight_name
 
 CONFIG_FILE = "config.json"
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"

@@ -14,7 +14,7 @@ import re
 import tensorflow as tf
 
 from pixelsnail_tf.checkpoints.prefix import resolve_prefix
-from pixelsnail_tf.image_model import weight_name
+from pixelsnail_tf.models.base import weight_name
 
 TF1_SCOPE = "model"
 EMA_SUFFIX = "/ExponentialMovingAverage"

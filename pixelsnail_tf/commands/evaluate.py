@@ -16,8 +16,9 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from pixelsnail_tf import cli, data, evaluation, heatmaps, run_folder
+from pixelsnail_tf import cli, data, evaluation, heatmaps
 from pixelsnail_tf.errors import first_line
+from pixelsnail_tf.runs import run_folder
 
 
 def define_flags(fv):

@@ -8,7 +8,7 @@ Writes <export_dir>/<version>/ (saved_model.pb, variables/), the layout TF Servi
 Polyak-averaged weights by default. Signatures: serving_default (uint8 images -> log_likelihood,
 bits_per_dim, per_pixel_bits) and sample (num_samples, seed[, class_label] -> uint8 images).
 --format=keras writes <export_dir>/<version>/model.keras instead: the model with those weights as its
-own, for keras.saving.load_model after `import pixelsnail_tf.model` (which registers its classes).
+own, for keras.saving.load_model after `import pixelsnail_tf.models` (which registers its classes).
 """
 
 import os

@@ -16,12 +16,13 @@ import keras
 import tensorflow as tf
 from absl import flags
 
-from pixelsnail_tf import cli, data, run_folder
+from pixelsnail_tf import cli, data
+from pixelsnail_tf.runs import run_folder
 from pixelsnail_tf.config import PRESETS
 from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.training import NonFiniteLoss, RunConfig, TrainingStopped, fit
-from pixelsnail_tf.training import TrainConfig, Trainer, make_strategy
+from pixelsnail_tf.runs import NonFiniteLoss, RunConfig, TrainingStopped, check_data, fit
+from pixelsnail_tf.training import TrainConfig, build_trainer, make_strategy
 
 # Ranges checked when the flags are parsed; NaN fails every comparison, so each asks for a finite
 # number first.
@@ -90,7 +91,7 @@ def define_flags(fv):
     cli.define_kernels_flag(fv)
     flags.DEFINE_bool("recompute", False, "keep only each attention block's input (PixelCNN++: each "
                       "gated layer pair's) for the backward pass and compute the rest again there: the "
-                      "same gradients in less memory, for about a third more compute (README, Speed)",
+                      "same gradients in less memory, for about a third more compute (docs/speed.md)",
                       flag_values=fv)
     for name, accept, wanted in RANGES:
         flags.register_validator(name, lambda v, accept=accept: math.isfinite(v) and accept(v),
@@ -170,9 +171,6 @@ def main(values):
         else:
             model_config = cli.model_config_from_flags(values.flag_values_dict(),
                                                        dropout_p=values.dropout_p, num_classes=num_classes)
-        distribution = distribution_of(model_config)
-        for split, array in (("training", train_images), ("test", test_images)):
-            distribution.check_array(array, f"--dataset={dataset}'s {split} data")
         train_config = TrainConfig(
             learning_rate=values.learning_rate, lr_decay=values.lr_decay, polyak_decay=values.polyak_decay,
             batch_size=values.batch_size, init_batch_size=values.init_batch_size,
@@ -181,15 +179,11 @@ def main(values):
                         save_interval=values.save_interval, num_samples=values.num_samples,
                         shuffle=values.shuffle, seed=values.seed, init_checkpoint=values.init_checkpoint,
                         flags=flagfile(values))
-        global_batch = train_config.images_per_step(strategy.num_replicas_in_sync)
-        if len(train_images) < global_batch:
-            raise ValueError(f"{len(train_images)} training images are fewer than one global batch "
-                             f"({global_batch}: --batch_size x replicas x --accum_steps)")
-        if train_images.shape[1] * train_images.shape[2] < 2:
-            raise ValueError("1x1 images cannot be trained on: no pixel has another to be predicted "
-                             "from, and the data-dependent init would divide by their zero spread")
-        trainer = Trainer(model_config, train_config, strategy, seed=values.seed, recompute=values.recompute,
-                          **cli.model_options(values.flag_values_dict()))
+        # before the model is built: a mistake in the data is told at once
+        check_data(distribution_of(model_config), train_config.images_per_step(strategy.num_replicas_in_sync),
+                   (train_images, train_labels), (test_images, test_labels), source=f"--dataset={dataset}")
+        trainer = build_trainer(model_config, train_config, strategy, seed=values.seed,
+                                recompute=values.recompute, **cli.model_options(values.flag_values_dict()))
         fit(trainer, (train_images, train_labels), (test_images, test_labels), run)
     except NonFiniteLoss as error:
         cli.fail(error)

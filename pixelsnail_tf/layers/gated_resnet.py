@@ -37,7 +37,7 @@ class GatedResnet(keras.layers.Layer):
     [K, 2C] matrix, not weight-normalized, N(0, 0.05^2), adds h W to every pixel before the gate).
     Dropout (inverted, rate `dropout_p`) acts when `training` is true, the data-dependent init
     pass included, as in the original. Its mask is a function of `dropout_seed` (int [2]) when one
-    is given (training.py derives it from the run's seed, the step and the replica, so that a resumed
+    is given (the Trainer derives it from the run's seed, the step and the replica, so that a resumed
     run draws the masks of an uninterrupted one), else of the layer's own Keras seed generator. `kernels` (layers/kernels.py): "fast" (Winograd convolutions,
     XLA-fused nonlinearities and gate) or "reference" (TensorFlow's own ops, as the original).
     """

@@ -18,7 +18,7 @@ from pixelsnail_tf.layers.nonlinearities import apply_activation
 
 # The gated layers' elementwise ops run as TensorFlow's own here, whatever the model's kernels: on one
 # pixel (or row) of a batch, launching an XLA-compiled chain costs more than it saves (measured:
-# benchmarks/README.md). The images equal the naive sampler's (tested).
+# docs/speed.md). The images equal the naive sampler's (tested).
 ELEMENTWISE = "reference"
 
 

@@ -10,7 +10,7 @@ The transforms are elementwise, compiled by XLA into one pass each, in float32 w
 dtype (XLA's bfloat16 arithmetic is slow on CPU); the matmuls between them are TensorFlow's, the
 fastest on CPU, in the input's dtype. The input transform also computes what comes before the
 convolution (a nonlinearity, the zero padding) and the output transform adds the bias, so that
-neither is another pass over memory (timings: benchmarks/README.md).
+neither is another pass over memory (timings: docs/speed.md).
 """
 
 import functools

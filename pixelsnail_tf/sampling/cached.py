@@ -9,7 +9,7 @@ draws from the same noise (float differences are rounding only).
 
 import tensorflow as tf
 
-from pixelsnail_tf.image_model import swap_leading
+from pixelsnail_tf.models.base import swap_leading
 from pixelsnail_tf.sampling.naive import convert_inputs, where_given
 
 

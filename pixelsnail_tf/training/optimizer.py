@@ -12,7 +12,7 @@ import math
 
 import tensorflow as tf
 
-from pixelsnail_tf.image_model import weight_name
+from pixelsnail_tf.models.base import weight_name
 
 MOM1 = 0.95
 MOM2 = 0.9995
@@ -36,6 +36,11 @@ class OriginalAdam(tf.Module):
                              for n, v in zip(self._names, self._variables)}
         self.second_moment = {n: tf.Variable(tf.zeros(v.shape), trainable=False, name="mg")
                               for n, v in zip(self._names, self._variables)}
+
+    @property
+    def updated_variables(self):
+        """The variables it updates, in the order given."""
+        return tuple(self._variables)
 
     def apply_gradients(self, gradients, learning_rate, backprop_order=False):
         """One update of every variable from its (summed) gradient; then t += 1.

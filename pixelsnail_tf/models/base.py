@@ -1,11 +1,11 @@
 """What every model of the family shares: the input, the class conditioning, the output layer and
-the likelihood API. A subclass is one architecture (model.py: PixelSNAIL; pixelcnn_pp.py: PixelCNN++):
+the likelihood API. A subclass is one architecture (pixelsnail.py: PixelSNAIL; pixelcnn_pp.py: PixelCNN++):
 it creates its layers in the original's order and computes the features of every pixel.
 
     values -> x [B,H,W,C]: images in [-1,1] as they are (C = 3), or codes embedded (C = nr_filters)
     x_pad = [x, 1] (the ones channel tells the image from the zero padding)
     features(x, x_pad) [B,H,W,F] -> head: nin(elu(features)) = the parameters of each position's
-    distribution (distributions.py: 10*M of a logistic mixture, or K logits of a categorical)
+    distribution (pixelsnail_tf.distributions: 10*M of a logistic mixture, or K logits of a categorical)
 """
 
 import keras
@@ -13,10 +13,9 @@ import tensorflow as tf
 
 from pixelsnail_tf import images as image_checks
 from pixelsnail_tf.config import ModelConfig
-from pixelsnail_tf.distributions import distribution_of
+from pixelsnail_tf.distributions import bits_per_dim, distribution_of
 from pixelsnail_tf.layers.kernels import check_kernels
 from pixelsnail_tf.layers.weight_norm import WeightNormDense
-from pixelsnail_tf.logistic_mixture import bits_per_dim
 
 
 class ImageModel(keras.Model):
@@ -26,7 +25,7 @@ class ImageModel(keras.Model):
     Call it on values (float32 images in [-1, 1], or int32 codes [B,H,W]) to get each position's
     parameters [B,H,W,P] (float32). `log_prob` / `bits_per_dim` take uint8 [0,255] or float32 [-1,1]
     images (integer codes) and check them. `initialize(images)` runs the original's data-dependent
-    initialization once. `distribution` (distributions.py) is what it is a distribution over.
+    initialization once. `distribution` (pixelsnail_tf.distributions) is what it is a distribution over.
 
     `dtype="mixed_bfloat16"` (a Keras dtype policy): the layers compute in bfloat16 from float32
     weights (normalized in float32, then cast); the output layer, the mixture and the data-dependent
@@ -53,11 +52,16 @@ class ImageModel(keras.Model):
         self.config = config or ModelConfig(model=self.default_model)
         if self.config.variant.architecture != self.architecture:
             raise ValueError(f"--model={self.config.model} is not a {type(self).__name__}; "
-                             f"build it with pixelsnail_tf.model.build_model(config)")
+                             f"build it with pixelsnail_tf.models.build_model(config)")
         self.kernels = check_kernels(kernels)
         self.recompute = bool(recompute)
         self.distribution = distribution_of(self.config)
         self.embedding = self.distribution.input_layer()  # codes -> vectors; None for images
+        # A call in training without a dropout_seed draws one from here: every layer's mask then comes
+        # from a seed given to it, which a recomputed unit's backward pass replays (from their own
+        # seed generators it would draw other masks, and the gradients would be wrong).
+        self.dropout_seeds = (keras.random.SeedGenerator(name="dropout_seeds") if self.config.dropout_p > 0
+                              else None)
         self._log_prob_fn = tf.function(self._log_prob_float)  # one trace per image shape
         self._pixel_log_prob_fn = tf.function(self._pixel_log_prob_float)
 
@@ -103,7 +107,7 @@ class ImageModel(keras.Model):
     def call(self, x, labels=None, training=False, init=False, dropout_seed=None):
         """Parameters [B,H,W,P] of each position's distribution given the values x (images in [-1, 1]
         [B,H,W,3], or codes [B,H,W]). With `training`, dropout (dropout_seed: int [2], the masks' seed;
-        None: the layers' own seed generators)."""
+        None: one drawn from the model's seed generator `dropout_seeds`)."""
         if x.shape[1] is not None and x.shape[2] is not None:
             self.check_image_size(x.shape[1], x.shape[2])
         x = self.network_input(x, tf.float32 if init else self.compute_dtype)
@@ -114,6 +118,8 @@ class ImageModel(keras.Model):
         and the output layer (float32 parameters)."""
         c = self.config
         h = tf.one_hot(labels, c.num_classes, dtype=x.dtype) if c.num_classes else None
+        if training and dropout_seed is None and self.dropout_seeds is not None:
+            dropout_seed = tf.cast(self.dropout_seeds.next(), tf.int64)
         features = self.features(x, with_ones(x), h, _SeedsPerLayer(dropout_seed), training, init)
         return self.head(tf.cast(tf.nn.elu(features), tf.float32), init=init)
 
@@ -161,7 +167,7 @@ class ImageModel(keras.Model):
         return bits_per_dim(self.log_prob(x, labels), x.shape[1] * x.shape[2] * self.distribution.dims)
 
     # Incremental computation (the fast sampler's): a subclass's steps class, with the interface of
-    # PixelSNAILSteps (pixelsnail_steps.py): initial_state(model, batch, H, W) and row(r, state, choose).
+    # PixelSNAILSteps (pixelsnail.py): initial_state(model, batch, H, W) and row(r, state, choose).
     steps_class = None
 
     def initial_steps_state(self, batch, height, width):

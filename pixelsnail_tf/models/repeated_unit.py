@@ -3,7 +3,7 @@ function body for all its repeats.
 
 Traced inline, every repeat adds its own copy of the unit's ops to the training step's graph, and
 TensorFlow keeps state for every node of a graph it runs (its kernel): for the CIFAR config's step a
-large part of its memory, whatever the batch (benchmarks/README.md has the figures). Here the unit
+large part of its memory, whatever the batch (docs/speed.md has the figures). Here the unit
 is traced once, on the first repeat's layers (the template), with every weight it reads taken from
 the function's inputs (a Keras StatelessScope maps the template's variables to them), as a function
 TensorFlow does not inline (`_noinline`): each repeat calls that one body with its own weights, and

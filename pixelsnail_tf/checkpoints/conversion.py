@@ -13,10 +13,10 @@ import os
 import tensorflow as tf
 
 from pixelsnail_tf import checkpoints
-from pixelsnail_tf.ema import PolyakAverage
-from pixelsnail_tf.image_model import weight_name
-from pixelsnail_tf.model import build_model
-from pixelsnail_tf.optimizer import original_adam
+from pixelsnail_tf.models import build_model
+from pixelsnail_tf.models.base import weight_name
+from pixelsnail_tf.training.optimizer import original_adam
+from pixelsnail_tf.training.polyak import PolyakAverage
 
 
 def _built_model(config):

@@ -11,11 +11,13 @@ import math
 
 import tensorflow as tf
 
+from pixelsnail_tf import images as image_checks
+from pixelsnail_tf.distributions.base import uniform_noise
+
 LOG_SCALE_MIN = -7.0  # log scales are clamped from below, in the loss and in sampling
 _EDGE = 0.999  # x below -EDGE is level 0, above +EDGE level 255: those bins extend to infinity
 _MIN_BIN_PROB = 1e-5  # below it, the bin probability is approximated by density * bin width
 _PROB_FLOOR = 1e-12  # only keeps the unused branch of the select finite (and its gradient)
-UNIFORM_MIN = 1e-5  # the original draws its uniforms from [1e-5, 1 - 1e-5]
 
 
 def unpack_parameters(params):
@@ -75,16 +77,6 @@ def _log_sum_exp(x):
         tf.reduce_sum(tf.exp(x - tf.reduce_max(x, axis=-1, keepdims=True)), axis=-1))
 
 
-def bits_per_dim(log_likelihood, num_dims):
-    """Bits per sub-pixel from log-likelihood in nats over `num_dims` sub-pixels (H*W*3)."""
-    return -log_likelihood / (math.log(2.0) * num_dims)
-
-
-def uniform_noise(shape, seed):
-    """Stateless uniforms in [1e-5, 1 - 1e-5], the range the original samples from. seed: [2] ints."""
-    return tf.random.stateless_uniform(shape, seed, minval=UNIFORM_MIN, maxval=1.0 - UNIFORM_MIN)
-
-
 def sample_discretized_mix_logistic(params, u_mix, u_logistic):
     """Samples in [-1, 1] from params [...,10M] given its noise, exactly as the original.
 
@@ -104,3 +96,62 @@ def sample_discretized_mix_logistic(params, u_mix, u_logistic):
     g = tf.clip_by_value(y[..., 1] + coeff[..., 0] * r, -1.0, 1.0)
     b = tf.clip_by_value(y[..., 2] + coeff[..., 1] * r + coeff[..., 2] * g, -1.0, 1.0)
     return tf.stack([r, g, b], axis=-1)
+
+
+class LogisticMixture:
+    """8-bit RGB images; per pixel a discretized mixture of logistics (the original's output)."""
+
+    name = "logistic_mixture"
+    data = "images"  # what the data are called in messages
+    stored_dtype = tf.uint8
+    value_dtype = tf.float32
+    value_shape = (3,)
+    dims = 3  # sub-pixels per position: bits per dim divides by H*W*3
+
+    def __init__(self, config):
+        self.mixtures = config.nr_logistic_mix
+        self.parameters = 10 * self.mixtures
+        self.input_channels = 3
+        self.noise_shapes = {"u_mix": (self.mixtures,), "u_logistic": (3,)}
+
+    def input_layer(self):
+        """The layer that turns values into the network's input (None: they are the input)."""
+        return None
+
+    def check(self, data):
+        """Values (float32 [B,H,W,3] in [-1, 1]) of uint8 or float32 images; ValueError (one line)."""
+        return image_checks.check_images(data)
+
+    def check_array(self, array, where):
+        """ValueError (one line, naming `where`) unless `array` holds uint8 images [N,H,W,3]."""
+        image_checks.check_image_array(array, where)
+
+    def checked(self, stored):
+        """stored, in a graph, once its values are known to lie in their range: uint8 always does."""
+        return stored
+
+    def from_stored(self, stored):
+        return image_checks.uint8_to_float(stored)
+
+    def to_stored(self, values):
+        return image_checks.float_to_uint8(values)
+
+    def pictures(self, stored):
+        """uint8 RGB images [N,H,W,3] to look at: the images themselves."""
+        return stored
+
+    def log_prob(self, values, params):
+        """Log-likelihood in nats of each position [B,H,W] (a pixel's three colours together)."""
+        return discretized_mix_logistic_pixel_log_prob(values, params)
+
+    def noise(self, count, height, width, seed):
+        """The uniforms every draw of `count` H x W samples uses, from stateless seeds [2] per name."""
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, len(self.noise_shapes)))
+        return tuple(uniform_noise([count, height, width, *shape], s)
+                     for shape, s in zip(self.noise_shapes.values(), seeds))
+
+    def draw(self, params, noise, quantize=True):
+        """Values [B,3] drawn at one position from its parameters [B,10M] and noise ([B,M], [B,3]);
+        quantize: each rounded to its 8-bit level (else the original's continuous values)."""
+        x = sample_discretized_mix_logistic(params, *noise)
+        return image_checks.round_to_levels(x) if quantize else x

@@ -1,27 +1,118 @@
-"""PixelCNN++ a row and a pixel at a time (ImageModel.steps; the fast sampler's): every resolution
-computes only its new cells, each layer with its own steps (layers/incremental.py).
+"""PixelCNN++ (Salimans et al. 2017), the original's `pxpp` baseline: a U-net of two causal streams.
 
-The U-net runs at levels 0, 1, 2 (H, H/2, H/4). Cell (i, j) of level L covers the pixels of rows
-2^L i .. and columns 2^L j ..; the up pass of its ul stream reads only pixels before (2^L i, 2^L j), so it
-is computed at that pixel's step, and its down pass with it (from the upsampled cell of the level
-below, computed at the same step or earlier). The u stream, which sees only rows above, runs a row at a
-time. One pixel row r:
+    u  (vertical: sees the rows above)      ul (sees the rows above and the pixels to the left)
+    stem   u = down_shift(conv_2x3(x_pad))  ul = down_shift(conv_1x3(x_pad)) + right_shift(conv_2x1(x_pad))
+    up     3 resolutions (H, H/2, H/4), nr_resnet gated layers each (ul's take u as auxiliary input),
+           a stride-2 shifted convolution of each stream between them; every output is kept
+    down   H/4: nr_resnet layers, then H/2 and H: nr_resnet + 1 layers each, after a stride-2 shifted
+           transposed convolution; each layer takes a kept output of the up pass as auxiliary input
+           (u: u's, ul: [u, ul's]), the latest first
+    head   nin(elu(ul)) -> 10*M mixture parameters per pixel
 
-  row start  the u stream of every level whose row starts here (r a multiple of 2^L), for the whole row:
-             up pass of levels 0, 1, 2, then down pass 2, 1, 0; a level's upsampled row pair is kept for
-             the two rows of the level above it covers.
-  pixel c    level 0's ul up pass; where r and c are multiples of 2, level 1's cell (r/2, c/2): its up
-             pass, [where multiples of 4, level 2's cell, up and down pass, upsampled into the 2x2 block
-             of level-1 cells it covers], its down pass, upsampled into its 2x2 block of pixels; level
-             0's down pass from that block; the head; `choose` gives the pixel.
-  row end    each level whose row was computed stores its inputs as the rows above.
-
-Layers compute in the model's compute dtype, the head in float32, as in the model.
+No attention. Image sides must be multiples of 4.
 """
 
+import keras
 import tensorflow as tf
 
-from pixelsnail_tf.image_model import swap_leading, with_ones
+from pixelsnail_tf.layers.gated_resnet import GatedResnet
+from pixelsnail_tf.layers.shifts import (DownRightShiftedConv2D, DownRightShiftedConv2DTranspose,
+                                         DownShiftedConv2D, DownShiftedConv2DTranspose, down_shift,
+                                         right_shift)
+
+RESOLUTIONS = 3
+from pixelsnail_tf.models.base import ImageModel, swap_leading, with_ones
+
+
+@keras.saving.register_keras_serializable(package="pixelsnail_tf")
+class PixelCNNPP(ImageModel):
+    """`--model=pxpp`; see ImageModel for the API."""
+
+    architecture = "pixelcnn_pp"
+    default_model = "pxpp"
+    side_multiple = 2 ** (RESOLUTIONS - 1)
+    # Its u stream sees only the rows above: with one row at H/4 it sees nothing there but padding.
+    min_init_height = 2 * side_multiple
+
+    def __init__(self, config=None, kernels="fast", **kwargs):
+        super().__init__(config, kernels, **kwargs)
+        c = self.config
+        f = c.nr_filters
+        resnet = dict(nonlinearity=c.resnet_nonlinearity, dropout_p=c.dropout_p, kernels=kernels)
+
+        def pairs(stage, count):
+            """(u, ul) gated layers of one stage, created u first as in the original."""
+            return [(GatedResnet("down_shifted", name=f"u_{stage}_{r}", **resnet),
+                     GatedResnet("down_right_shifted", name=f"ul_{stage}_{r}", **resnet))
+                    for r in range(count)]
+
+        # Layers are created in the original's order (see weight_norm_layers).
+        self.u_stem = DownShiftedConv2D(f, (2, 3), name="u_stem", kernels=kernels)
+        self.ul_stem_down = DownShiftedConv2D(f, (1, 3), name="ul_stem_down", kernels=kernels)
+        self.ul_stem_right = DownRightShiftedConv2D(f, (2, 1), name="ul_stem_right", kernels=kernels)
+        self.up, self.downsample = [], []
+        for s in range(RESOLUTIONS):
+            self.up.append(pairs(f"up_{s}", c.nr_resnet))
+            if s < RESOLUTIONS - 1:
+                self.downsample.append(
+                    (DownShiftedConv2D(f, (2, 3), strides=2, name=f"u_downsample_{s}", kernels=kernels),
+                     DownRightShiftedConv2D(f, (2, 2), strides=2, name=f"ul_downsample_{s}",
+                                            kernels=kernels)))
+        self.down, self.upsample = [], []
+        for s in range(RESOLUTIONS):
+            self.down.append(pairs(f"down_{s}", c.nr_resnet + (s > 0)))
+            if s < RESOLUTIONS - 1:
+                self.upsample.append((DownShiftedConv2DTranspose(f, name=f"u_upsample_{s}"),
+                                      DownRightShiftedConv2DTranspose(f, name=f"ul_upsample_{s}")))
+        self.head = self._make_head()
+
+    def weight_norm_layers(self):
+        layers = [self.u_stem, self.ul_stem_down, self.ul_stem_right]
+        for stages, resamplers in ((self.up, self.downsample), (self.down, self.upsample)):
+            for s, stage in enumerate(stages):
+                for u_resnet, ul_resnet in stage:
+                    layers += u_resnet.weight_norm_layers() + ul_resnet.weight_norm_layers()
+                if s < len(resamplers):
+                    layers += list(resamplers[s])
+        return layers + [self.head]
+
+    def features(self, x, x_pad, h, seeds, training, init):
+        gated = dict(h=h, training=training, init=init)
+        us = [down_shift(self.u_stem(x_pad, init=init))]
+        uls = [down_shift(self.ul_stem_down(x_pad, init=init))
+               + right_shift(self.ul_stem_right(x_pad, init=init))]
+        for s, stage in enumerate(self.up):
+            for u_resnet, ul_resnet in stage:
+                seed_u, seed_ul = seeds.next(), seeds.next()
+
+                def up(u, ul, u_resnet=u_resnet, ul_resnet=ul_resnet, seed_u=seed_u, seed_ul=seed_ul):
+                    u = u_resnet(u, dropout_seed=seed_u, **gated)
+                    return u, ul_resnet(ul, a=u, dropout_seed=seed_ul, **gated)
+
+                u, ul = self.checkpointed(up, init)(us[-1], uls[-1])
+                us.append(u)
+                uls.append(ul)
+            if s < len(self.downsample):
+                u_conv, ul_conv = self.downsample[s]
+                us.append(u_conv(us[-1], init=init))
+                uls.append(ul_conv(uls[-1], init=init))
+        u, ul = us.pop(), uls.pop()
+        for s, stage in enumerate(self.down):
+            for u_resnet, ul_resnet in stage:
+                seed_u, seed_ul = seeds.next(), seeds.next()
+
+                def down(u, ul, u_kept, ul_kept, u_resnet=u_resnet, ul_resnet=ul_resnet, seed_u=seed_u,
+                         seed_ul=seed_ul):
+                    u = u_resnet(u, a=u_kept, dropout_seed=seed_u, **gated)
+                    return u, ul_resnet(ul, a=tf.concat([u, ul_kept], axis=-1), dropout_seed=seed_ul,
+                                        **gated)
+
+                u, ul = self.checkpointed(down, init)(u, ul, us.pop(), uls.pop())
+            if s < len(self.upsample):
+                u_deconv, ul_deconv = self.upsample[s]
+                u, ul = u_deconv(u, init=init), ul_deconv(ul, init=init)
+        return ul
+
 
 
 def _layers(model, stream):
@@ -43,8 +134,29 @@ def _from_level(layers, level):
 
 
 class PixelCNNPPSteps:
-    """The PixelCNN++ model as row and pixel steps, its weights prepared once when built (inside the
-    traced function that runs `row`)."""
+    """PixelCNN++ a row and a pixel at a time (ImageModel.steps; the fast sampler's): every resolution
+    computes only its new cells, each layer with its own steps (layers/incremental.py).
+
+    The U-net runs at levels 0, 1, 2 (H, H/2, H/4). Cell (i, j) of level L covers the pixels of rows
+    2^L i .. and columns 2^L j ..; the up pass of its ul stream reads only pixels before (2^L i, 2^L j), so it
+    is computed at that pixel's step, and its down pass with it (from the upsampled cell of the level
+    below, computed at the same step or earlier). The u stream, which sees only rows above, runs a row at a
+    time. One pixel row r:
+
+      row start  the u stream of every level whose row starts here (r a multiple of 2^L), for the whole row:
+                 up pass of levels 0, 1, 2, then down pass 2, 1, 0; a level's upsampled row pair is kept for
+                 the two rows of the level above it covers.
+      pixel c    level 0's ul up pass; where r and c are multiples of 2, level 1's cell (r/2, c/2): its up
+                 pass, [where multiples of 4, level 2's cell, up and down pass, upsampled into the 2x2 block
+                 of level-1 cells it covers], its down pass, upsampled into its 2x2 block of pixels; level
+                 0's down pass from that block; the head; `choose` gives the pixel.
+      row end    each level whose row was computed stores its inputs as the rows above.
+
+    Layers compute in the model's compute dtype, the head in float32, as in the model.
+
+    The PixelCNN++ model as row and pixel steps, its weights prepared once when built (inside the
+    traced function that runs `row`).
+    """
 
     def __init__(self, model, height, width):
         self.model, self.height, self.width = model, height, width
@@ -179,7 +291,7 @@ class PixelCNNPPSteps:
     # --- one row ---------------------------------------------------------------------------------------
 
     def row(self, r, state, choose, labels=None, keep_params=False):
-        """Row r of every image, as PixelSNAILSteps.row (pixelsnail_steps.py)."""
+        """Row r of every image, as PixelSNAILSteps.row (pixelsnail.py)."""
         m, width, dtype = self.model, self.width, self.dtype
         batch = tf.shape(state["x_above"])[0]
         h = tf.one_hot(labels, m.config.num_classes, dtype=dtype) if m.config.num_classes else None
@@ -228,3 +340,6 @@ class PixelCNNPPSteps:
         }
         return (new_state, swap_leading(pixels.stack()),  # [W,B,...] -> [B,W,...]
                 swap_leading(params.stack()) if keep_params else None)
+
+
+PixelCNNPP.steps_class = PixelCNNPPSteps

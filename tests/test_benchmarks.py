@@ -1,0 +1,60 @@
+"""The benchmark scripts run and end with their JSON line (their timings are not tested); the GPU check
+stops at once where there is no GPU."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["forward.py", "train_step.py"])
+def test_benchmarks_run_and_end_with_json(script):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--nr_filters=8",
+                          "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2", "--image_size=6",
+                          "--batch_size=2", "--iters=1"], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["images_per_sec"] > 0 and result["batch_size"] == 2 and result["params"] > 0
+
+
+@pytest.mark.slow
+def test_gpu_check_says_in_one_line_that_there_is_no_gpu():
+    """benchmarks/gpu_check.sh is for machines with GPUs; elsewhere it stops at once, with one line."""
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+                                  PYTHON=sys.executable), timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("gpu_check: TensorFlow sees no GPU here")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["fast", "naive"])
+def test_sample_benchmark_runs_and_ends_with_json(sampler):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sample.py"), f"--sampler={sampler}",
+                          "--nr_filters=8", "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2",
+                          "--image_size=4", "--num_samples=2", "--naive_steps=2"], capture_output=True,
+                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["seconds"] > 0 and result["sampler"] == sampler and result["num_samples"] == 2
+    assert ("extrapolated_from_pixel_steps" in result) == (sampler == "naive")
+
+
+@pytest.mark.slow
+def test_matmul_floor_benchmark_runs_and_ends_with_json():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "matmul_floor.py"), "--matrices=2",
+                          "--iters=1", "--batch_size=3"], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["batch_size"] == 3 and min(result["read_gb_s"], result["gemm_gb_s"],
+                                             result["peak_gflop_s"]) > 0
