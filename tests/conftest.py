@@ -36,6 +36,14 @@ def tiny_config():
     return bundle_config(TINY)
 
 
+@pytest.fixture(scope="session")
+def test_images(tmp_path_factory, tiny_reference):
+    """The tiny bundle's test images as a .npy file (what --images takes)."""
+    path = tmp_path_factory.mktemp("images") / "test.npy"
+    np.save(path, tiny_reference["x_test_u8"])
+    return path
+
+
 class Bundle:
     """A reference bundle made by the original code: its folder, model config and reference.npz."""
 

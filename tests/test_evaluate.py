@@ -20,13 +20,6 @@ def evaluate(*args):
     return invoke(evaluate_command, *args)
 
 
-@pytest.fixture(scope="module")
-def test_images(tmp_path_factory, tiny_reference):
-    path = tmp_path_factory.mktemp("images") / "test.npy"
-    np.save(path, tiny_reference["x_test_u8"])
-    return path
-
-
 @pytest.mark.slow
 @pytest.mark.paths
 @pytest.mark.parametrize("ema_flag, key", [([], "ema_final"), (["--noema"], "raw_final")])

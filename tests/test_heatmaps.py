@@ -13,21 +13,10 @@ from pixelsnail_tf import heatmaps
 from pixelsnail_tf.commands import evaluate as evaluate_command
 
 
-def evaluate(*args):
-    return invoke(evaluate_command, *args)
-
-
-@pytest.fixture(scope="module")
-def test_images(tmp_path_factory, tiny_reference):
-    path = tmp_path_factory.mktemp("images") / "test.npy"
-    np.save(path, tiny_reference["x_test_u8"])
-    return path
-
-
 def test_heatmaps_show_each_pixels_bits(tmp_path, test_images, tiny_config, tiny_reference):
     out, maps = tmp_path / "r.json", tmp_path / "maps"
-    run = evaluate(f"--checkpoint={TINY / 'trained'}", f"--images={test_images}", f"--json_out={out}",
-                   f"--heatmap_dir={maps}", *TINY_FLAGS)
+    run = invoke(evaluate_command, f"--checkpoint={TINY / 'trained'}", f"--images={test_images}",
+                 f"--json_out={out}", f"--heatmap_dir={maps}", *TINY_FLAGS)
     assert run.returncode == 0, run.stderr
     images, bits = tiny_reference["x_test_u8"], np.load(maps / "per_pixel_bits.npy")
     result = json.loads(out.read_text())
