@@ -131,7 +131,9 @@ def test_bad_inputs_are_rejected(exported, images):
     ([-1, 0], 1, "given_pixels must be >= 0"),
     ([3], 1, r"images must be uint8 \[batch, 8, 8, 3\] and given_pixels \[batch\]"),
     ([3, 3], 0, "num_samples must be >= 1"),
-    ([3, 3], 600, "batch x num_samples must be <= 1024 per call")])
+    ([3, 3], 600, "batch x num_samples must be <= 1024 per call"),
+    # 2 x (2^31 - 1) wraps around to -2 in int32: the product is checked in int64
+    ([3, 3], 2 ** 31 - 1, "batch x num_samples must be <= 1024 per call")])
 def test_bad_completion_inputs_are_rejected(exported, tiny_reference, given, num_samples, message):
     fill = tf.saved_model.load(str(exported / "3")).signatures["complete"]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
