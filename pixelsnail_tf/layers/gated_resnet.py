@@ -38,8 +38,9 @@ class GatedResnet(keras.layers.Layer):
     Dropout (inverted, rate `dropout_p`) acts when `training` is true, the data-dependent init
     pass included, as in the original. Its mask is a function of `dropout_seed` (int [2]) when one
     is given (the Trainer derives it from the run's seed, the step and the replica, so that a resumed
-    run draws the masks of an uninterrupted one), else of the layer's own Keras seed generator. `kernels` (layers/kernels.py): "fast" (Winograd convolutions,
-    XLA-fused nonlinearities and gate) or "reference" (TensorFlow's own ops, as the original).
+    run draws the masks of an uninterrupted one), else of the layer's own Keras seed generator.
+    `kernels` (layers/kernels.py): "fast" (Winograd convolutions, XLA-fused nonlinearities and gate)
+    or "reference" (TensorFlow's own ops, as the original).
     """
 
     def __init__(self, conv="down_right_shifted", nonlinearity="elu", dropout_p=0.0,
