@@ -19,9 +19,8 @@ from absl import flags
 from pixelsnail_tf import cli, data
 from pixelsnail_tf.runs import run_folder
 from pixelsnail_tf.config import PRESETS
-from pixelsnail_tf.distributions import distribution_of
 from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.runs import NonFiniteLoss, RunConfig, TrainingStopped, check_data, fit
+from pixelsnail_tf.runs import NonFiniteLoss, RunConfig, TrainingStopped, fit
 from pixelsnail_tf.training import TrainConfig, build_trainer, make_strategy
 
 # Ranges checked when the flags are parsed; NaN fails every comparison, so each asks for a finite
@@ -178,10 +177,7 @@ def main(values):
         run = RunConfig(save_dir=save_dir, max_epochs=values.max_epochs,
                         save_interval=values.save_interval, num_samples=values.num_samples,
                         shuffle=values.shuffle, seed=values.seed, init_checkpoint=values.init_checkpoint,
-                        flags=flagfile(values))
-        # before the model is built: a mistake in the data is told at once
-        check_data(distribution_of(model_config), train_config.images_per_step(strategy.num_replicas_in_sync),
-                   (train_images, train_labels), (test_images, test_labels), source=f"--dataset={dataset}")
+                        flags=flagfile(values), data_source=f"--dataset={dataset}")
         trainer = build_trainer(model_config, train_config, strategy, seed=values.seed,
                                 recompute=values.recompute, **cli.model_options(values.flag_values_dict()))
         fit(trainer, (train_images, train_labels), (test_images, test_labels), run)

@@ -42,6 +42,7 @@ class RunConfig:
     init_checkpoint: Optional[str] = None  # an original TF1 checkpoint to continue from
     test_batch_size: int = 16
     flags: Optional[str] = None  # the flagfile of the command that runs it: written at every start
+    data_source: str = "the data"  # how errors about the data name where they came from
 
 
 class TrainingStopped(Exception):
@@ -134,7 +135,8 @@ def fit(trainer, train_data, test_data, run, log=print):
     started; a checkpoint is never written over, nor with a non-finite value in it.
     """
     replicas = trainer.strategy.num_replicas_in_sync
-    check_data(trainer.model.distribution, trainer.config.images_per_step(replicas), train_data, test_data)
+    check_data(trainer.model.distribution, trainer.config.images_per_step(replicas), train_data, test_data,
+               source=run.data_source)
     run = dataclasses.replace(run, save_dir=_worker_save_dir(trainer.strategy, run.save_dir))
     config_missing = _check_save_dir(run, trainer.model.config)
     stop = {"signal": None}
