@@ -14,7 +14,6 @@ from absl import app, flags, logging
 from pixelsnail_tf import checkpoints, hardware
 from pixelsnail_tf.config import NONLINEARITIES, OUTPUTS, VARIANTS, ModelConfig
 from pixelsnail_tf.layers.kernels import AUTO, KERNELS
-from pixelsnail_tf.runs import run_folder
 
 MODEL_FLAGS = ("model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_nonlinearity",
                "attn_rep", "output", "num_codes")
@@ -46,7 +45,8 @@ HELP_GROUPS = {
                  "max_epochs", "seed", "init_checkpoint"),
     "checkpoints and outputs": ("checkpoint", "tf1_checkpoint", "to_tf1", "ema", "save_dir",
                                 "save_interval", "num_samples", "sampler", "class_label",
-                                "original_sampling", "out_dir", "json_out", "export_dir", "format", "version"),
+                                "original_sampling", "out_dir", "json_out", "export_dir", "format", "version",
+                                "overwrite"),
     "compute": ("mixed_precision", "allow_tf32", "kernels", "recompute", "nr_gpu", "worker_gradients"),
 }
 
@@ -65,12 +65,12 @@ def grouped_help(flag_values, names):
 
 
 def quiet_logs(verbose):
-    """Warnings and errors only, unless --verbosity was given; TensorFlow's log lines once each (its
-    logger has a handler of its own, and also passed every line on to absl's)."""
+    """Warnings and errors only (TensorFlow's: errors only), unless --verbosity was given; TensorFlow's
+    log lines once each (its logger has a handler of its own, and also passed every line on to absl's)."""
     tf.get_logger().propagate = False
     if not verbose:
         logging.set_verbosity(logging.WARNING)
-        tf.get_logger().setLevel("WARNING")
+        tf.get_logger().setLevel("ERROR")  # its warnings (retracing, ...) are for developers
 
 
 def define_model_flags(flag_values=flags.FLAGS):
@@ -157,6 +157,9 @@ def load_model(path, values, explicit, use_ema=True):
                                   use_ema, **model_options(values))
 
 
+IMAGE_SIZE_FORM = "--image_size must be H,W or one number (positive integers)"
+
+
 def image_size(text):
     """[H, W] from --image_size "H,W" or "N" (square)."""
     try:
@@ -166,36 +169,63 @@ def image_size(text):
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or min(parts) < 1:
-        raise ValueError(f"--image_size must be H,W or one number (positive integers), got {text!r}")
+        raise ValueError(f"{IMAGE_SIZE_FORM}, got {text!r}")
     return parts
 
 
-def image_size_for(values, prefix):
-    """[H, W]: --image_size as given, else the size the run in the checkpoint's folder was trained at
-    (its flags.txt), else the flag's default."""
-    text = values.image_size
-    if not values["image_size"].present:
-        text = run_folder.recorded_flag(os.path.dirname(prefix), "image_size") or text
-    return image_size(text)
+def image_size_is_valid(text):
+    try:
+        return bool(image_size(text))
+    except ValueError:
+        return False
 
 
-def check_output_folder(path, flag):
-    """Creates folder `path` of --flag, or fails with one line, before any work is done."""
+def image_size_for(values, recorded):
+    """([H, W], where it came from): --image_size as given, else the size the run was trained at
+    (`recorded`: its flags, commands.train.recorded_flags, or None), else the flag's default."""
+    if not values["image_size"].present and recorded is not None and recorded.image_size:
+        return image_size(recorded.image_size), f"the run's flags.txt (--image_size={recorded.image_size})"
+    return image_size(values.image_size), f"--image_size={values.image_size}"
+
+
+def check_image_size(model, height, width, source):
+    """The model's check of an image size, its line naming where the size came from."""
+    try:
+        model.check_image_size(height, width)
+    except ValueError as error:
+        raise ValueError(f"{error} (from {source})") from None
+
+
+def define_overwrite_flag(flag_values, outputs):
+    flags.DEFINE_bool("overwrite", False, f"replace {outputs} where they exist already (default: refuse "
+                      "to start)", flag_values=flag_values)
+
+
+def check_output_folder(path, flag, names=(), overwrite=False):
+    """Creates folder `path` of --flag, or fails with one line, before any work is done; one that holds
+    any of the files `names` already is refused unless `overwrite`."""
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
         raise ValueError(f"{flag}={path}: cannot create that folder ({error.strerror})") from None
     if not os.access(path, os.W_OK):
         raise ValueError(f"{flag}={path} is not writable")
+    existing = [name for name in names if os.path.exists(os.path.join(path, name))]
+    if existing and not overwrite:
+        raise ValueError(f"{flag}={path} holds {existing[0]} already; give --overwrite to replace "
+                         f"{'it' if len(existing) == 1 else 'them'}, or another {flag}")
 
 
-def check_output_file(path, flag):
-    """Fails with one line when file `path` of --flag could not be written, before any work is done."""
+def check_output_file(path, flag, overwrite=False):
+    """Fails with one line when file `path` of --flag could not be written, or exists and `overwrite` is
+    not given, before any work is done."""
     folder = os.path.dirname(path) or "."
     if os.path.isdir(path):
         raise ValueError(f"{flag}={path} is a folder; give a file name")
     if not os.path.isdir(folder):
         raise ValueError(f"{flag}={path}: folder {folder} does not exist")
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"{flag}={path} exists already; give --overwrite to replace it, or another name")
     if not os.access(path if os.path.exists(path) else folder, os.W_OK):
         raise ValueError(f"{flag}={path} is not writable")
 

@@ -81,10 +81,10 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.model in REFUSED_VARIANTS:
-            raise ValueError(f"--model={self.model} is not supported: {REFUSED_VARIANTS[self.model]}")
+            raise ValueError(f"model={self.model} is not supported: {REFUSED_VARIANTS[self.model]}")
         if self.model not in VARIANTS:
             raise ValueError(
-                f"unknown --model={self.model!r}; choose one of {', '.join(sorted(VARIANTS))}")
+                f"unknown model {self.model!r}; choose one of {', '.join(sorted(VARIANTS))}")
         if self.resnet_nonlinearity not in NONLINEARITIES:
             raise ValueError(f"unknown resnet_nonlinearity {self.resnet_nonlinearity!r}; choose one of "
                              f"{', '.join(NONLINEARITIES)}")
@@ -92,11 +92,11 @@ class ModelConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.variant.small_key and self.nr_filters % 2:
-            raise ValueError(f"--model={self.model} needs an even nr_filters, got {self.nr_filters}")
+            raise ValueError(f"model={self.model} needs an even nr_filters, got {self.nr_filters}")
         if self.attn_rep is not None and self.attn_rep < 1:
             raise ValueError(f"attn_rep must be >= 1, got {self.attn_rep}")
         if self.attn_rep is not None and not self.variant.num_blocks:
-            raise ValueError(f"--model={self.model} has no attention blocks: leave --attn_rep unset")
+            raise ValueError(f"model={self.model} has no attention blocks: leave attn_rep unset")
         if not 0.0 <= self.dropout_p < 1.0:
             raise ValueError(f"dropout_p must be in [0, 1), got {self.dropout_p}")
         if self.num_classes < 0:
@@ -104,9 +104,9 @@ class ModelConfig:
         if self.output not in OUTPUTS:
             raise ValueError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUTS)}")
         if self.output == "categorical" and self.num_codes < 2:
-            raise ValueError(f"--output=categorical needs --num_codes >= 2, got {self.num_codes}")
+            raise ValueError(f"output=categorical needs num_codes >= 2, got {self.num_codes}")
         if self.output != "categorical" and self.num_codes:
-            raise ValueError(f"--num_codes is for --output=categorical (codes), not --output={self.output}")
+            raise ValueError(f"num_codes is for output=categorical (codes), not output={self.output}")
 
     @property
     def variant(self) -> Variant:

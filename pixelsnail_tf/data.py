@@ -136,6 +136,8 @@ def load_split(dataset, split, data_dir=None, image_size=None):
                                         *(image_size or FOLDER_IMAGE_SIZE)), None
     if dataset.startswith(TFDS):
         name = dataset[len(TFDS):]
+        if not name.strip():
+            raise ValueError("--dataset=tfds: needs the data set's name after it, e.g. --dataset=tfds:mnist")
         return _read_tfds(name, ["train"] if split == "train" else ["test", "validation"], data_dir,
                           DOWNLOAD_HOSTS["tfds"], f"prepare it with tensorflow_datasets (tfds build {name})")
     root = data_dir or DEFAULT_DATA_DIR
@@ -236,6 +238,11 @@ def _read_array(read, name):
         return read()
     except MemoryError:
         raise ValueError(f"{name}: its header declares an array too large to load") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # numpy's refusal to unpickle, not damage
+            raise ValueError(f"{name} holds Python objects (dtype object), which are not loaded (they could "
+                             f"run code); save plain numeric arrays") from None
+        raise ValueError(f"cannot read {name}: a damaged or truncated file\n{first_line(error)}") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot read {name}: a damaged or truncated file\n{first_line(error)}") from None
 

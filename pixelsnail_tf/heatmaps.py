@@ -3,6 +3,7 @@ image is unlikely to the model. evaluate.py --heatmap_dir writes them."""
 
 import json
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -12,6 +13,7 @@ from pixelsnail_tf.images import enlarged
 # Few bits to many: black, violet, red, orange, pale yellow (ordered in lightness), piecewise linear.
 COLOURS = np.array([[0, 0, 4], [70, 16, 110], [185, 50, 80], [245, 125, 25], [252, 250, 165]], np.float64)
 FILES = ("per_pixel_bits.npy", "scale.json")
+_PANEL = re.compile(r"^heatmap_\d+\.png$")
 
 
 def colorize(values, low, high):
@@ -32,16 +34,25 @@ def panel(image, bits, low, high):
     return np.concatenate([image, gap, colorize(bits, low, high), gap, bar], axis=1)
 
 
-def check_folder(folder):
-    """ValueError (one line) where `folder` holds heat maps already: they are not overwritten."""
-    if any(os.path.exists(os.path.join(folder, name)) for name in FILES):
-        raise ValueError(f"--heatmap_dir={folder} holds heat maps already; choose another folder")
+def existing(folder):
+    """The names of the heat-map files in `folder` (FILES and heatmap_<i>.png), sorted."""
+    return sorted(name for name in os.listdir(folder) if name in FILES or _PANEL.match(name))
+
+
+def check_folder(folder, overwrite=False):
+    """ValueError (one line) where `folder` holds heat maps already, unless `overwrite`."""
+    found = existing(folder)
+    if found and not overwrite:
+        raise ValueError(f"--heatmap_dir={folder} holds heat maps already ({found[0]}); give --overwrite "
+                         f"to replace them, or another folder")
 
 
 def write(folder, images, per_pixel_bits):
     """Writes into `folder` per_pixel_bits.npy (float32 [N,H,W]), scale.json ({"low_bits", "high_bits"}:
     the colour bar's range, one for all images: 0 to the largest value) and heatmap_<i>.png per image
-    (panel, enlarged). Returns (low, high)."""
+    (panel, enlarged), having removed the heat maps it held (check_folder). Returns (low, high)."""
+    for name in existing(folder):
+        os.remove(os.path.join(folder, name))
     low, high = 0.0, float(np.max(per_pixel_bits))
     digits = len(str(len(images) - 1))
     for i, (image, bits) in enumerate(zip(images, per_pixel_bits)):

@@ -83,6 +83,8 @@ def _readable(path):
 
 def load_folder(folder, split, height, width, log=print):
     """The `split` ("train" or "test") of the images under `folder`."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"--dataset=folder:{folder} is a file; give the folder that holds the images")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"--dataset=folder:{folder}: no such folder")
     files = sorted(os.path.relpath(os.path.join(root, name), folder)

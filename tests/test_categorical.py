@@ -34,9 +34,9 @@ def sides(model):
 
 def test_config_and_distributions_agree():
     assert set(OUTPUTS) == set(DISTRIBUTIONS)
-    with pytest.raises(ValueError, match="needs --num_codes >= 2"):
+    with pytest.raises(ValueError, match="needs num_codes >= 2"):
         ModelConfig(output="categorical", num_codes=1)
-    with pytest.raises(ValueError, match="--num_codes is for --output=categorical"):
+    with pytest.raises(ValueError, match="num_codes is for output=categorical"):
         ModelConfig(num_codes=8)
     with pytest.raises(ValueError, match="unknown output"):
         ModelConfig(output="gaussian")
@@ -242,7 +242,7 @@ def test_programs_train_evaluate_sample_and_export_a_prior(code_run, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--dataset=demo"], "--dataset=demo's training data must hold integer codes of shape"),
     (["--num_codes=3"], r"codes must lie in \[0, 3\) \(--num_codes\), got values in \[0, 4\]"),
-    (["--num_codes=0"], "needs --num_codes >= 2"),
+    (["--num_codes=0"], "needs num_codes >= 2"),
 ])
 def test_training_on_the_wrong_data_is_one_line(code_run, tmp_path, args, message):
     args = ["--dataset=npz", f"--data_dir={code_run}", "--output=categorical", f"--num_codes={CODES}",

@@ -21,10 +21,11 @@ MODEL_FLAGS = ["model", "nr_resnet", "nr_filters", "nr_logistic_mix", "resnet_no
 
 @pytest.mark.parametrize("module, own_flags", [
     (evaluate_command, ["checkpoint", "ema", "dataset", "data_dir", "images", "json_out", "heatmap_dir",
-                        "batch_size", "mixed_precision", "allow_tf32", "kernels"]),
+                        "batch_size", "mixed_precision", "allow_tf32", "kernels", "overwrite"]),
     (sample_command, ["checkpoint", "ema", "num_samples", "batch_size", "seed", "class_label",
                       "image_size", "out_dir", "original_sampling", "noise_from", "sampler",
-                      "mixed_precision", "allow_tf32", "kernels", "complete", "given_rows", "given_mask"]),
+                      "mixed_precision", "allow_tf32", "kernels", "complete", "given_rows", "given_mask",
+                      "overwrite"]),
     (export_command, ["checkpoint", "ema", "image_size", "export_dir", "format", "version", "kernels"]),
     (train_command, ["dataset", "data_set", "data_dir", "save_dir", "save_interval", "init_checkpoint",
                      "class_conditional", "learning_rate", "lr_decay", "batch_size", "init_batch_size",

@@ -91,7 +91,7 @@ def test_clear_errors(tmp_path, test_images):
     assert run.returncode == 1
     assert last_line(run) == f"error: no checkpoint in directory {tmp_path} (no *.index file)"
     run = evaluate(ckpt, "--model=h6_hier4", f"--images={test_images}")
-    assert run.returncode == 1 and "--model=h6_hier4 is not supported: " in last_line(run)
+    assert run.returncode == 1 and "model=h6_hier4 is not supported: " in last_line(run)
 
 
 @pytest.mark.slow
@@ -102,8 +102,9 @@ def test_evaluate_on_cifar_files(tmp_path, tiny_reference):
     write_cifar_pickles(tmp_path / "cifar-10-python" / "cifar-10-batches-py", images, [0] * 4)
     np.save(tmp_path / "same.npy", images)
     results = []
-    for source in (["--dataset=cifar10", f"--data_dir={tmp_path}"], [f"--images={tmp_path / 'same.npy'}"]):
-        out = tmp_path / "r.json"
+    for i, source in enumerate((["--dataset=cifar10", f"--data_dir={tmp_path}"],
+                                [f"--images={tmp_path / 'same.npy'}"])):
+        out = tmp_path / f"r{i}.json"
         run = evaluate(f"--checkpoint={TINY / 'trained'}", f"--json_out={out}", *source, *TINY_FLAGS)
         assert run.returncode == 0, run.stderr
         results.append(json.loads(out.read_text()))

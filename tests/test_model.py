@@ -6,9 +6,8 @@ import tensorflow as tf
 
 from conftest import small_config
 from tolerances import NETWORK_RTOL
-from pixelsnail_tf import checkpoints, config
-from pixelsnail_tf.layers import nonlinearities
-from pixelsnail_tf.config import PRESETS, REFUSED_VARIANTS, VARIANTS, ModelConfig
+from pixelsnail_tf import checkpoints
+from pixelsnail_tf.config import PRESETS, VARIANTS
 from pixelsnail_tf.distributions.logistic_mixture import discretized_mix_logistic_pixel_log_prob
 from pixelsnail_tf.models import PixelCNNPP, PixelSNAIL, build_model
 
@@ -114,41 +113,20 @@ def test_tf1_order_of_the_model_with_a_vertical_stream():
     assert shapes[13 + 2] == [f + 9, 2 * f]  # full key: key and value of F channels each
 
 
-@pytest.mark.parametrize("name", sorted(REFUSED_VARIANTS))
-def test_broken_variants_are_refused_by_name(name):
-    with pytest.raises(ValueError, match=f"--model={name} is not supported: "):
-        ModelConfig(model=name)
-
-
-def test_unknown_names_are_refused():
-    with pytest.raises(ValueError, match="unknown --model='h12'"):
-        ModelConfig(model="h12")
-    with pytest.raises(ValueError, match="unknown resnet_nonlinearity 'tanh'"):
-        ModelConfig(resnet_nonlinearity="tanh")
-
-
-def test_the_config_names_the_nonlinearities_the_layers_have():
-    assert set(config.NONLINEARITIES) == set(nonlinearities.NONLINEARITIES)
-
-
 def test_pxpp_is_a_pixelcnn_pp_of_three_resolutions():
     model = build_model(small_config("pxpp"))
     assert isinstance(model, PixelCNNPP)
     model.build(None)
     assert [len(stage) for stage in model.up] == [1, 1, 1] and [len(s) for s in model.down] == [1, 2, 2]
-    with pytest.raises(ValueError, match="--model=pxpp has no attention blocks"):
+    with pytest.raises(ValueError, match="model=pxpp has no attention blocks"):
         small_config("pxpp", attn_rep=2)
     with pytest.raises(ValueError, match="--model=pxpp is not a PixelSNAIL; build it with "):
         PixelSNAIL(small_config("pxpp"))
-    with pytest.raises(ValueError, match="--model=pxpp initializes on images of at least 8 rows"):
+    with pytest.raises(ValueError, match="a pxpp model initializes on images of at least 8 rows"):
         model.initialize(np.zeros([2, 4, 8, 3], np.float32))
-    with pytest.raises(ValueError, match="--model=pxpp needs image sides that are multiples of 4, got 6x8"):
+    with pytest.raises(ValueError, match="a pxpp model needs image sides that are multiples of 4, got 6x8"):
         model.log_prob(np.zeros((1, 6, 8, 3), np.uint8))
 
-
-def test_attn_rep_overrides_the_number_of_blocks():
-    assert ModelConfig().num_blocks == 12 and ModelConfig(model="h8_noup_smallkey").num_blocks == 8
-    assert ModelConfig(model="h6_noup").num_blocks == 6 and ModelConfig(attn_rep=2).num_blocks == 2
 
 
 @pytest.mark.slow

@@ -36,11 +36,11 @@ def converted(tmp_path_factory):
 def test_convert_and_evaluate_give_the_original_likelihood(converted, tmp_path):
     reference = dict(np.load(PXPP / "reference.npz"))
     np.save(tmp_path / "test.npy", reference["x_test_u8"])
-    for checkpoint in (str(converted), str(PXPP / "trained")):  # ours (config.json) and the TF1 one
-        flags = [] if checkpoint == str(converted) else FLAGS
+    for kind, checkpoint in (("ours", str(converted)), ("tf1", str(PXPP / "trained"))):  # config.json, flags
+        flags = [] if kind == "ours" else FLAGS
         ok(invoke(evaluate, f"--checkpoint={checkpoint}", f"--images={tmp_path / 'test.npy'}",
-                  f"--json_out={tmp_path / 'r.json'}", *flags))
-        result = json.loads((tmp_path / "r.json").read_text())
+                  f"--json_out={tmp_path / kind}.json", *flags))
+        result = json.loads((tmp_path / f"{kind}.json").read_text())
         np.testing.assert_allclose(result["per_image_log_likelihood"], reference["ll_test_ema_final"],
                                    rtol=NETWORK_RTOL)
 

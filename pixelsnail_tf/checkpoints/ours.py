@@ -50,7 +50,7 @@ def read_config(directory):
                          f"{', '.join(sorted(known))}")
     try:
         return ModelConfig(**fields)
-    except TypeError as error:  # a value of the wrong type, e.g. a string where a number belongs
+    except (TypeError, ValueError) as error:  # a value of the wrong type or out of range
         raise ValueError(f"{path}: {error}") from None
 
 

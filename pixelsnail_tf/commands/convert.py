@@ -14,8 +14,8 @@ import tensorflow as tf
 from absl import flags
 
 from pixelsnail_tf import cli
-from pixelsnail_tf.errors import first_line
 from pixelsnail_tf.checkpoints.conversion import ours_to_tf1, tf1_to_ours
+from pixelsnail_tf.errors import first_line
 
 
 def define_flags(fv):

@@ -16,9 +16,9 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from pixelsnail_tf import cli, data, evaluation, heatmaps
+from pixelsnail_tf import cli, data, evaluation, heatmaps, memory
+from pixelsnail_tf.commands.train import recorded_flags
 from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.runs import run_folder
 
 
 def define_flags(fv):
@@ -43,6 +43,7 @@ def define_flags(fv):
     flags.DEFINE_string("heatmap_dir", None, "write per image a PNG of the image beside its bits per pixel "
                         "(heat map, one colour scale for all: scale.json) and per_pixel_bits.npy "
                         "[N,H,W] here", flag_values=fv)
+    cli.define_overwrite_flag(fv, "the --json_out file and the heat maps in --heatmap_dir")
     cli.define_model_flags(fv)
     cli.define_precision_flag(fv)
     cli.define_kernels_flag(fv)
@@ -51,22 +52,30 @@ def define_flags(fv):
 def main(values):
     try:
         if values.json_out:
-            cli.check_output_file(values.json_out, "--json_out")
+            cli.check_output_file(values.json_out, "--json_out", values.overwrite)
         if values.heatmap_dir:
             cli.check_output_folder(values.heatmap_dir, "--heatmap_dir")
-            heatmaps.check_folder(values.heatmap_dir)
+            heatmaps.check_folder(values.heatmap_dir, values.overwrite)
         model, prefix, kind = cli.load_model(values.checkpoint, values.flag_values_dict(),
                                              cli.explicit_model_flags(values), use_ema=values.ema)
         distribution = model.distribution
+        recorded = recorded_flags(os.path.dirname(prefix))  # a damaged flags.txt is refused here too
         if values.images:
             images, labels = data.load_array_npy(values.images, distribution.data), None
             where = values.images
         else:
-            trained = run_folder.recorded_flag(os.path.dirname(prefix), "image_size")
+            trained = recorded and recorded.image_size
             images, labels = data.load_split(values.dataset, "test", values.data_dir,
                                              trained and cli.image_size(trained))
             where = f"--dataset={values.dataset}'s test data"
         distribution.check_array(images, where)
+        if not len(images):
+            raise ValueError(f"{where} holds no {distribution.data}")
+        cli.check_image_size(model, *images.shape[1:3], where)
+        batch = min(values.batch_size, len(images))
+        memory.check_fits(memory.forward_bytes(model.config, batch, *images.shape[1:3]),
+                          f"a batch of {batch} images of {images.shape[1]}x{images.shape[2]}",
+                          "lower --batch_size")
         if not model.config.num_classes:
             labels = None
         ll = evaluation.log_likelihood(model, images, labels, batch_size=values.batch_size,

@@ -16,7 +16,8 @@ import sys
 
 from absl import flags
 
-from pixelsnail_tf import cli
+from pixelsnail_tf import cli, memory
+from pixelsnail_tf.commands.train import recorded_flags
 from pixelsnail_tf.serving import export_saved_model
 
 KERAS_FILE = "model.keras"
@@ -58,7 +59,10 @@ def main(values):
             model.save(path)
             shape = "any image size"
         else:
-            height, width = cli.image_size_for(values, prefix)
+            (height, width), source = cli.image_size_for(values, recorded_flags(os.path.dirname(prefix)))
+            cli.check_image_size(model, height, width, source)
+            memory.check_fits(memory.forward_bytes(model.config, 1, height, width),
+                              f"one image of {height}x{width} ({source})", "give a smaller --image_size")
             export_saved_model(model, path, height, width)
             shape = f"{height}x{width}"
     except (ValueError, FileNotFoundError, FileExistsError) as error:

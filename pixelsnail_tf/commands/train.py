@@ -17,10 +17,9 @@ import tensorflow as tf
 from absl import flags
 
 from pixelsnail_tf import cli, data
-from pixelsnail_tf.runs import run_folder
 from pixelsnail_tf.config import PRESETS
-from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.runs import NonFiniteLoss, RunConfig, TrainingStopped, fit
+from pixelsnail_tf.errors import reason
+from pixelsnail_tf.runs import CheckpointNotSaved, NonFiniteLoss, RunConfig, TrainingStopped, fit, run_folder
 from pixelsnail_tf.training import TrainConfig, build_trainer, make_strategy
 
 # Ranges checked when the flags are parsed; NaN fails every comparison, so each asks for a finite
@@ -78,13 +77,16 @@ def define_flags(fv):
                          "devices on a machine without GPUs", lower_bound=1, flag_values=fv)
     flags.DEFINE_float("polyak_decay", d.polyak_decay, "decay of the Polyak average of the weights",
                        flag_values=fv)
-    flags.DEFINE_integer("seed", r.seed, "seed of the data order, init batch and sample noise", flag_values=fv)
+    flags.DEFINE_integer("seed", r.seed, "seed of the data order, init batch and sample noise",
+                         lower_bound=0, upper_bound=2**32 - 1, flag_values=fv)
     flags.DEFINE_bool("shuffle", r.shuffle, "shuffle the training set every epoch", flag_values=fv)
     flags.DEFINE_integer("num_samples", r.num_samples, "images drawn every save interval (0: none)",
                          lower_bound=0, flag_values=fv)
     flags.DEFINE_string("image_size", None, "H,W of the training images (default: the data's; "
                         "folder:PATH data is resized to it, default 32,32); recorded in the run's "
                         "flags.txt, where sampling and export take it from", flag_values=fv)
+    flags.register_validator("image_size", lambda text: text is None or cli.image_size_is_valid(text),
+                             message=cli.IMAGE_SIZE_FORM, flag_values=fv)
     cli.define_model_flags(fv)
     cli.define_precision_flag(fv)
     cli.define_kernels_flag(fv)
@@ -103,27 +105,28 @@ def own_flag_names():
     return sorted(names)
 
 
+def recorded_flags(directory):
+    """The flags of the run in `directory` (its flags.txt, read as this program's), or None: the one
+    reader of flags.txt for every program."""
+    return run_folder.read_flags(directory, define_flags)
+
+
 def take_recorded_flags(values, save_dir):
-    """Flags not given take the values that save_dir's flags.txt records; a given one that
-    contradicts the record (and may not change on resume) is refused."""
-    path = os.path.join(save_dir, run_folder.FLAGS_FILE)
-    if not os.path.exists(path):
-        return
-    recorded = flags.FlagValues()
-    define_flags(recorded)
-    try:
-        recorded(["program", *recorded.read_flags_from_files([f"--flagfile={path}"])])
-    except flags.Error as error:
-        raise ValueError(f"{path} cannot be read as the run's flags: {error}") from None
-    for name in sorted(recorded):
+    """Flags not given take the values that save_dir's flags.txt records (their names are returned); a
+    given one that contradicts the record (and may not change on resume) is refused."""
+    recorded = recorded_flags(save_dir)
+    taken = set()
+    for name in sorted(recorded or ()):
         if name == "save_dir" or recorded[name].value == values[name].value:
             continue
         if not values[name].present:
             values[name].value = recorded[name].value
+            taken.add(name)
         elif name not in MAY_CHANGE_ON_RESUME:
             raise ValueError(f"{values[name].serialize()} contradicts the run in {save_dir}, which has "
                              f"{recorded[name].serialize() or f'no --{name}'}; omit it to resume, or start "
                              f"another --save_dir")
+    return taken
 
 
 def flagfile(values):
@@ -143,7 +146,7 @@ def main(values):
     dataset = values.dataset or data.ORIGINAL_NAMES.get(values.data_set, "cifar10")
     save_dir = values.save_dir or default_save_dir(dataset)
     try:
-        take_recorded_flags(values, save_dir)
+        taken = take_recorded_flags(values, save_dir)
         dataset = values.dataset = values.dataset or data.ORIGINAL_NAMES.get(values.data_set, "cifar10")
         strategy = make_strategy(values.nr_gpu)  # first: multi-worker collectives start with the program
         keras.utils.set_random_seed(values.seed)  # the initial draw of the weights, dropout
@@ -152,7 +155,8 @@ def main(values):
         test_images, test_labels = data.load_split(dataset, "test", values.data_dir, wanted)
         size = list(train_images.shape[1:3])
         if wanted is not None and wanted != size:
-            raise ValueError(f"--image_size={values.image_size}, but the training images are "
+            source = f" (recorded in {save_dir}/flags.txt)" if "image_size" in taken else ""
+            raise ValueError(f"--image_size={values.image_size}{source}, but the training images are "
                              f"{size[0]}x{size[1]}")
         values.image_size = f"{size[0]},{size[1]}"
         num_classes = 0
@@ -181,7 +185,7 @@ def main(values):
         trainer = build_trainer(model_config, train_config, strategy, seed=values.seed,
                                 recompute=values.recompute, **cli.model_options(values.flag_values_dict()))
         fit(trainer, (train_images, train_labels), (test_images, test_labels), run)
-    except NonFiniteLoss as error:
+    except (NonFiniteLoss, CheckpointNotSaved) as error:
         cli.fail(error)
     except TrainingStopped:
         sys.exit(0)
@@ -189,8 +193,8 @@ def main(values):
         cli.fail("interrupted before training started; nothing was written")
     except (ValueError, FileNotFoundError) as error:
         cli.fail(error)
-    except tf.errors.OpError as error:  # e.g. a disk that is full while saving: older checkpoints stay
-        cli.fail(first_line(error))
+    except tf.errors.OpError as error:  # e.g. a disk that is full while writing a summary
+        cli.fail(f"TensorFlow stopped the run: {reason(error)}")
 
 
 def run():

@@ -80,9 +80,9 @@ class Categorical:
         """log softmax(params)[code] of each position [B,H,W]."""
         return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=values, logits=params)
 
-    def noise(self, count, height, width, seed):
+    def noise(self, count, height, width, seed, start=0):
         (shape,) = self.noise_shapes.values()
-        return (uniform_noise([count, height, width, *shape], seed),)
+        return (uniform_noise([count, height, width, *shape], seed, start),)
 
     def draw(self, params, noise, quantize=True):
         """Codes [B] drawn by the Gumbel-max trick from logits [B,K] and uniforms [B,K]."""

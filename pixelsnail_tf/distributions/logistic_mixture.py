@@ -144,10 +144,11 @@ class LogisticMixture:
         """Log-likelihood in nats of each position [B,H,W] (a pixel's three colours together)."""
         return discretized_mix_logistic_pixel_log_prob(values, params)
 
-    def noise(self, count, height, width, seed):
-        """The uniforms every draw of `count` H x W samples uses, from stateless seeds [2] per name."""
+    def noise(self, count, height, width, seed, start=0):
+        """The uniforms that samples [start, start + count) of H x W use, from stateless seeds [2] per
+        name."""
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, len(self.noise_shapes)))
-        return tuple(uniform_noise([count, height, width, *shape], s)
+        return tuple(uniform_noise([count, height, width, *shape], s, start)
                      for shape, s in zip(self.noise_shapes.values(), seeds))
 
     def draw(self, params, noise, quantize=True):

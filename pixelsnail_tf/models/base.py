@@ -101,7 +101,7 @@ class ImageModel(keras.Model):
         """ValueError (one line) for image sides the architecture cannot take."""
         m = self.side_multiple
         if height % m or width % m:
-            raise ValueError(f"--model={self.config.model} needs image sides that are multiples of {m}, "
+            raise ValueError(f"a {self.config.model} model needs image sides that are multiples of {m}, "
                              f"got {height}x{width}")
 
     def call(self, x, labels=None, training=False, init=False, dropout_seed=None):
@@ -134,7 +134,7 @@ class ImageModel(keras.Model):
         height, width = x.shape[1], x.shape[2]
         self.check_image_size(height, width)
         if height < self.min_init_height:
-            raise ValueError(f"--model={self.config.model} initializes on images of at least "
+            raise ValueError(f"a {self.config.model} model initializes on images of at least "
                              f"{self.min_init_height} rows (on fewer, a layer sees only padding), "
                              f"got {height}x{width}")
         self.build(x.shape)

@@ -14,17 +14,16 @@ import math
 import os
 import signal
 import time
-from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from pixelsnail_tf import checkpoints, evaluation
+from pixelsnail_tf import checkpoints, evaluation, memory
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.distributions import bits_per_dim
-from pixelsnail_tf.errors import first_line
+from pixelsnail_tf.errors import first_line, reason
 from pixelsnail_tf.images import write_grid_pngs
 from pixelsnail_tf.runs import run_folder
 from pixelsnail_tf.sampling import CachedSampler, draw_noise
@@ -39,14 +38,18 @@ class RunConfig:
     num_samples: int = 16
     shuffle: bool = True
     seed: int = 42
-    init_checkpoint: Optional[str] = None  # an original TF1 checkpoint to continue from
+    init_checkpoint: str | None = None  # an original TF1 checkpoint to continue from
     test_batch_size: int = 16
-    flags: Optional[str] = None  # the flagfile of the command that runs it: written at every start
+    flags: str | None = None  # the flagfile of the command that runs it: written at every start
     data_source: str = "the data"  # how errors about the data name where they came from
 
 
 class TrainingStopped(Exception):
     """SIGTERM or Ctrl-C (SIGINT, handled alike): the loop saves its position and stops."""
+
+
+class CheckpointNotSaved(RuntimeError):
+    """A checkpoint could not be written (its partial files are removed; the older ones stay)."""
 
 
 class NonFiniteLoss(RuntimeError):
@@ -71,6 +74,19 @@ def check_data(distribution, global_batch, train_data, test_data, source="the da
                          "from, and the data-dependent init would divide by their zero spread")
 
 
+def check_sizes(trainer, run, height, width):
+    """ValueError (one line) where a batch of the training step, the init, the test evaluation or the
+    samples cannot fit in this machine's memory (memory.forward_bytes: a lower bound)."""
+    config, train = trainer.model.config, trainer.config
+    for what, batch, whole_image, advice in [
+            ("a training batch", train.batch_size, True, "lower --batch_size or the image size"),
+            ("the init batch", train.init_batch_size, True, "lower --init_batch_size or the image size"),
+            ("a test batch", run.test_batch_size, True, "lower the image size"),
+            ("the samples", run.num_samples, False, "lower --num_samples or the image size")]:
+        memory.check_fits(memory.forward_bytes(config, batch, height, width, whole_image),
+                          f"{what} of {batch} images of {height}x{width}", advice)
+
+
 def _run_checkpoint(trainer, with_loss_scale=True, **extra):
     """The run's state as a tf.train.Checkpoint: model, averages and Adam (the float16 loss scale too, if
     any and wanted), + extra."""
@@ -91,6 +107,10 @@ def _check_save_dir(run, model_config):
     except (OSError, tf.errors.OpError) as error:
         raise ValueError(f"cannot write to --save_dir={run.save_dir} ({error})") from None
     if not tf.io.gfile.exists(os.path.join(run.save_dir, checkpoints.CONFIG_FILE)):
+        foreign = run_folder.foreign_files(run.save_dir)
+        if foreign and not run_folder.checkpoint_steps(run.save_dir):
+            raise ValueError(f"--save_dir={run.save_dir} holds {foreign[0]} and no run: a new run starts in "
+                             f"an empty or new folder (nothing in it is replaced)")
         return True  # a resume then checks the flags against the checkpoint's tensors
     saved = checkpoints.read_config(run.save_dir)
     differences = checkpoints.config_differences(saved, model_config)
@@ -137,6 +157,7 @@ def fit(trainer, train_data, test_data, run, log=print):
     replicas = trainer.strategy.num_replicas_in_sync
     check_data(trainer.model.distribution, trainer.config.images_per_step(replicas), train_data, test_data,
                source=run.data_source)
+    check_sizes(trainer, run, *train_data[0].shape[1:3])
     run = dataclasses.replace(run, save_dir=_worker_save_dir(trainer.strategy, run.save_dir))
     config_missing = _check_save_dir(run, trainer.model.config)
     stop = {"signal": None}
@@ -179,7 +200,13 @@ def _fit(trainer, train_data, test_data, run, config_missing, stop_requested, lo
             raise NonFiniteLoss(f"non-finite weights after step {trainer.step}: not saved; the newest "
                                 f"checkpoint ({run_folder.newest_checkpoint(run.save_dir)}) is the last "
                                 f"finite one")
-        return manager.save(checkpoint_number=trainer.step)
+        try:
+            return manager.save(checkpoint_number=trainer.step)
+        except tf.errors.OpError as error:  # e.g. a full disk: the older checkpoints stay
+            run_folder.remove_temporary_files(run.save_dir)
+            newest = run_folder.newest_checkpoint(run.save_dir) or "none yet"
+            raise CheckpointNotSaved(f"cannot save {prefix}: {reason(error)}; the newest checkpoint: "
+                                     f"{newest}") from None
 
     writer = _summary_writers(trainer, run.save_dir)
     try:

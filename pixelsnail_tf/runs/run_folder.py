@@ -13,11 +13,16 @@ import os
 import re
 
 import tensorflow as tf
+from absl import flags
+
+from pixelsnail_tf.errors import first_line
 
 LOCK_FILE = ".lock"
 FLAGS_FILE = "flags.txt"  # the flags that made the run, as an absl flagfile (written by train.py)
 _CHECKPOINT = re.compile(r"^ckpt-(\d+)\.index$")
 _TEMPORARY = re.compile(r"^ckpt-\d+_temp$")  # TensorFlow writes a checkpoint's shards here first
+_RUN_FILE = re.compile(r"^(ckpt-\d+(\..+|_temp)|checkpoint|config\.json|flags\.txt(\.tmp)?|samples(_1x)?\.png|"
+                       r"logs|\.lock|[a-z]+_\d+)$")
 
 
 class RunFolderBusy(ValueError):
@@ -63,6 +68,13 @@ def remove_temporary_files(directory):
     for name in tf.io.gfile.listdir(directory):
         if _TEMPORARY.match(name) and tf.io.gfile.isdir(os.path.join(directory, name)):
             tf.io.gfile.rmtree(os.path.join(directory, name))
+
+
+def foreign_files(directory):
+    """The names in `directory` that no run writes, sorted (a run's: checkpoints, its index, config.json,
+    flags.txt, samples, logs, the lock, other workers' folders)."""
+    return sorted(name for name in tf.io.gfile.listdir(directory)
+                  if not _RUN_FILE.match(name.rstrip("/")))
 
 
 def exists(prefix):
@@ -122,13 +134,19 @@ def write_flags(directory, text):
     tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
-def recorded_flag(directory, name):
-    """The text value of --name in the run's flagfile, or None (no flagfile, or not in it)."""
+def read_flags(directory, define_flags):
+    """The flags the run in `directory` recorded (its flagfile), parsed as the training program's
+    (`define_flags(flag_values)` defines them) into a FlagValues; None where there is no flagfile. A
+    damaged one (an unknown flag, a value its flag refuses, a line that is no flag) is a ValueError."""
     path = os.path.join(directory, FLAGS_FILE)
     if not tf.io.gfile.exists(path):
         return None
-    with tf.io.gfile.GFile(path) as f:
-        for line in f.read().splitlines():
-            if line.startswith(f"--{name}="):
-                return line.split("=", 1)[1]
-    return None
+    recorded = flags.FlagValues()
+    define_flags(recorded)
+    try:
+        rest = recorded(["program", *recorded.read_flags_from_files([f"--flagfile={path}"])])
+    except flags.Error as error:
+        raise ValueError(f"{path} cannot be read as the run's flags: {first_line(error)}") from None
+    if len(rest) > 1:
+        raise ValueError(f"{path} cannot be read as the run's flags: {rest[1]!r} is not a flag")
+    return recorded

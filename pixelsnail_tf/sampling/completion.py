@@ -35,8 +35,9 @@ def complete(model, images, given_rows=None, given_pixels=None, num_samples=1, s
 
     Either given_rows (the first R rows of every image are given) or given_pixels ([N] ints: each
     image's first k pixels in raster order; see prefix_lengths for a mask). Completion j of image i
-    draws with the noise of sample i * num_samples + j of draw_noise(N * num_samples, ..., seed), so the
-    result does not depend on batch_size. progress(done): completions finished so far.
+    draws with the noise of sample i * num_samples + j of draw_noise(N * num_samples, ..., seed) (drawn
+    a batch at a time), so the result does not depend on batch_size. progress(done): completions
+    finished so far.
     """
     distribution = model.distribution
     x = distribution.check(images)
@@ -60,12 +61,12 @@ def complete(model, images, given_rows=None, given_pixels=None, num_samples=1, s
         labels = tf.repeat(labels, num_samples)
     repeated = tf.repeat(x, num_samples, axis=0)
     counts = np.repeat(given_pixels, num_samples)
-    noise = draw_noise(distribution, count * num_samples, height, width, seed)
     draw = SAMPLERS[sampler](model, quantize=quantize)
     done = []
     for start in range(0, count * num_samples, batch_size):
         part = slice(start, start + batch_size)
-        drawn = draw(tuple(u[part] for u in noise), None if labels is None else labels[part],
+        noise = draw_noise(distribution, len(counts[part]), height, width, seed, start)
+        drawn = draw(noise, None if labels is None else labels[part],
                      given=(repeated[part], counts[part]))
         done.append(distribution.to_stored(drawn).numpy())
         if progress is not None:
