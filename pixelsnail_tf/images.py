@@ -115,10 +115,24 @@ def enlarged(grid, min_width=256):
     return np.repeat(np.repeat(np.asarray(grid), factor, axis=0), factor, axis=1)
 
 
-def write_grid_pngs(folder, images, columns=None):
-    """<folder>/samples.png (the grid, enlarged) and samples_1x.png (one pixel per pixel); returns the
+def write_grid_pngs(folder, images, columns=None, name="samples"):
+    """<folder>/<name>.png (the grid, enlarged) and <name>_1x.png (one pixel per pixel); returns the
     unscaled grid."""
     grid = image_grid(images, columns=columns)
-    tf.io.write_file(os.path.join(folder, "samples.png"), tf.io.encode_png(enlarged(grid)))
-    tf.io.write_file(os.path.join(folder, "samples_1x.png"), tf.io.encode_png(grid))
+    tf.io.write_file(os.path.join(folder, f"{name}.png"), tf.io.encode_png(enlarged(grid)))
+    tf.io.write_file(os.path.join(folder, f"{name}_1x.png"), tf.io.encode_png(grid))
     return grid
+
+
+def given_part(pictures, counts):
+    """The first counts[i] pixels (raster order) of each uint8 RGB picture [N,H,W,3], the rest grey."""
+    flat = np.asarray(pictures).reshape(len(pictures), -1, 3).copy()
+    flat[np.arange(flat.shape[1])[None] >= np.asarray(counts)[:, None]] = 128
+    return flat.reshape(np.shape(pictures))
+
+
+def completion_rows(pictures, counts, completions):
+    """(cells [N*(K+2),H,W,3], columns K+2) of a completion grid: per image a row of the image, its given
+    part (the rest grey) and its K completions [N,K,H,W,3] (all uint8 RGB pictures)."""
+    rows = np.concatenate([pictures[:, None], given_part(pictures, counts)[:, None], completions], axis=1)
+    return rows.reshape(-1, *rows.shape[2:]), rows.shape[1]

@@ -231,7 +231,8 @@ CASES = [
     (evaluate, TINY_CHECKPOINT, ["--images={in}/empty.npy"], "IN/empty.npy holds no images"),
     (evaluate, TINY_CHECKPOINT, ["--images={in}/objects.npy"], "holds Python objects"),
     (sample, TINY_CHECKPOINT, ["--complete={in}/objects.npy", "--given_rows=1"], "holds Python objects"),
-    *[(program, [], [*args, "--checkpoint={in}/refused_model"], "config.json: model=h6_hier4 is not supported")
+    *[(program, [], [*args, "--checkpoint={in}/refused_model"],
+       "config.json: model=h6_hier4 is not supported")
       for program, args in [(sample, ["--out_dir={out}/s"]), (evaluate, ["--images={in}/images.npy"]),
                             (export, ["--export_dir={out}/e"])]],
     (train, TRAIN, ["--save_dir={in}/recorded_size"],

@@ -16,5 +16,6 @@ def test_reason_keeps_the_system_s_cause_at_the_end():
     error = tf.errors.ResourceExhaustedError(None, None, "Failed to flush 9 bytes to file /runs/" + "a" * 200
                                              + "/ckpt-4_temp/part: No space left on device [Op:SaveV2]")
     line = reason(error)
-    assert len(line) == 120 and line.startswith("...") and line.endswith("ckpt-4_temp/part: No space left on device")
+    assert len(line) == 120 and line.startswith("...")
+    assert line.endswith("ckpt-4_temp/part: No space left on device")
     assert reason(OSError("Read-only file system")) == "Read-only file system"

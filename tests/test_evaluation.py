@@ -23,8 +23,8 @@ def test_every_image_counts_once_whatever_the_batch(model_and_images):
     model, x = model_and_images
     whole = model.log_prob(x).numpy()
     for batch in (1, 2, 5, 16):  # 2: a last partial batch
-        np.testing.assert_allclose(evaluation.log_likelihood(model, x, batch_size=batch, verbose=False), whole,
-                                   rtol=1e-6)
+        ll = evaluation.log_likelihood(model, x, batch_size=batch, verbose=False)
+        np.testing.assert_allclose(ll, whole, rtol=1e-6)
     per_pixel = evaluation.log_likelihood(model, x, batch_size=2, verbose=False, per_pixel=True)
     assert per_pixel.shape == (5, 4, 4)
     np.testing.assert_allclose(per_pixel.sum(axis=(1, 2)), whole, rtol=1e-5)

@@ -43,3 +43,14 @@ def test_labels_are_checked_against_the_classes():
     np.testing.assert_array_equal(images.check_labels([0, 2, 1], 3, 3).numpy(), [0, 2, 1])
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         images.check_labels([0, 3, 1], 3, 3)
+
+
+def test_completion_rows_show_the_image_its_given_part_and_the_completions():
+    pictures = np.full((2, 2, 3, 3), 200, np.uint8)
+    completions = np.zeros((2, 3, 2, 3, 3), np.uint8)
+    cells, columns = images.completion_rows(pictures, np.array([4, 0]), completions)
+    assert columns == 5 and cells.shape == (10, 2, 3, 3)
+    np.testing.assert_array_equal(cells[0], pictures[0])
+    assert (cells[1].reshape(-1, 3)[:4] == 200).all() and (cells[1].reshape(-1, 3)[4:] == 128).all()
+    assert (cells[6] == 128).all()  # the second image: nothing given
+    assert (cells[2:5] == 0).all() and (cells[7:10] == 0).all()

@@ -184,6 +184,18 @@ def test_class_conditional_labels_flow_from_npz(tmp_path, tiny_reference):
     fast = np.stack([png[top:top + 8, left:left + 8] for top, left in cells])
     np.testing.assert_array_equal(png, image_grid(fast))  # the grid's layout
     assert_same_draws(model, fast, drawn, u_mix, u_logistic, labels)  # but for rounding flips
+    # completions.png: per test image a row of the image, its top half (the rest grey), 3 completions
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "run" / "completions_1x.png"))).numpy()
+    assert png.shape == (1 + 4 * 9, 1 + 5 * 9, 3)
+    test = tiny_reference["x_test_u8"]
+    for i in range(4):
+        cells = [png[1 + 9 * i:9 + 9 * i, 1 + 9 * j:9 + 9 * j] for j in range(5)]
+        np.testing.assert_array_equal(cells[0], test[i])
+        np.testing.assert_array_equal(cells[1][:4], test[i, :4])
+        assert (cells[1][4:] == 128).all()
+        for completion in cells[2:]:
+            np.testing.assert_array_equal(completion[:4], test[i, :4])
+        assert len({c[4:].tobytes() for c in cells[2:]}) == 3  # three different draws of the bottom half
     np.savez(tmp_path / "train.npz", x=tiny_reference["x_train_u8"].reshape(-1, 8, 8, 3))
     run = train(*common, "--class_conditional", f"--save_dir={tmp_path / 'run2'}")
     assert run.returncode == 1

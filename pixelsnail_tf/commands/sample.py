@@ -25,7 +25,7 @@ from absl import flags
 from pixelsnail_tf import cli, data, memory
 from pixelsnail_tf.commands.train import recorded_flags
 from pixelsnail_tf.errors import first_line
-from pixelsnail_tf.images import write_grid_pngs
+from pixelsnail_tf.images import completion_rows, write_grid_pngs
 from pixelsnail_tf.sampling import SAMPLERS, complete, draw_noise, prefix_lengths
 
 SAMPLE_FILES = ("samples.npy", "samples.png", "samples_1x.png")
@@ -149,13 +149,6 @@ def completion_inputs(values, distribution):
     return images, prefix_lengths(mask)
 
 
-def masked(images, counts):
-    """The given part of each image (uint8 RGB), the rest grey."""
-    flat = images.reshape(len(images), -1, 3).copy()
-    flat[np.arange(flat.shape[1])[None] >= counts[:, None]] = 128
-    return flat.reshape(images.shape)
-
-
 def main_complete(values):
     try:
         check_completion_flags(values)
@@ -179,10 +172,9 @@ def main_complete(values):
         np.save(os.path.join(values.out_dir, "samples.npy"), completions)
         shown = max(1, GRID_LIMIT // (values.num_samples + 2))  # images in the grid, a row each
         pictures = model.distribution.pictures
-        given = pictures(images[:shown])
-        rows = np.concatenate([given[:, None], masked(given, counts[:shown])[:, None],
-                               pictures(completions[:shown])], axis=1)
-        write_grid_pngs(values.out_dir, rows.reshape(-1, *rows.shape[2:]), columns=rows.shape[1])
+        cells, columns = completion_rows(pictures(images[:shown]), counts[:shown],
+                                         pictures(completions[:shown]))
+        write_grid_pngs(values.out_dir, cells, columns=columns)
     except (OSError, tf.errors.OpError) as error:
         cli.fail(f"cannot write the completions to --out_dir={values.out_dir}: {first_line(error)}")
     print(f"wrote {values.num_samples} completions of each of {len(images)} images to {values.out_dir}/ "

@@ -24,9 +24,9 @@ from pixelsnail_tf import checkpoints, evaluation, memory
 from pixelsnail_tf.data import train_batches
 from pixelsnail_tf.distributions import bits_per_dim
 from pixelsnail_tf.errors import first_line, reason
-from pixelsnail_tf.images import write_grid_pngs
+from pixelsnail_tf.images import completion_rows, write_grid_pngs
 from pixelsnail_tf.runs import run_folder
-from pixelsnail_tf.sampling import CachedSampler, draw_noise
+from pixelsnail_tf.sampling import CachedSampler, complete, draw_noise
 from pixelsnail_tf.training.optimizer import all_finite
 
 
@@ -46,6 +46,11 @@ class RunConfig:
 
 class TrainingStopped(Exception):
     """SIGTERM or Ctrl-C (SIGINT, handled alike): the loop saves its position and stops."""
+
+
+# completions.png: this many test images, each completed this many times from its top half.
+COMPLETED_IMAGES = 4
+COMPLETION_DRAWS = 3
 
 
 class CheckpointNotSaved(RuntimeError):
@@ -82,7 +87,9 @@ def check_sizes(trainer, run, height, width):
             ("a training batch", train.batch_size, True, "lower --batch_size or the image size"),
             ("the init batch", train.init_batch_size, True, "lower --init_batch_size or the image size"),
             ("a test batch", run.test_batch_size, True, "lower the image size"),
-            ("the samples", run.num_samples, False, "lower --num_samples or the image size")]:
+            ("the samples", run.num_samples, False, "lower --num_samples or the image size"),
+            ("the completions", COMPLETED_IMAGES * COMPLETION_DRAWS if run.num_samples else 0, False,
+             "lower the image size")]:
         memory.check_fits(memory.forward_bytes(config, batch, height, width, whole_image),
                           f"{what} of {batch} images of {height}x{width}", advice)
 
@@ -324,6 +331,21 @@ def _train_epoch(trainer, train_data, run, position, global_batch, writer, stop_
     return bpds, skipped, start
 
 
+def _write_completions(model, test_data, seed, save_dir):
+    """completions.png (and _1x): the first COMPLETED_IMAGES test images, their top half given and the
+    rest drawn COMPLETION_DRAWS times by the fast sampler; returns the unscaled grid."""
+    images, labels = test_data
+    images = np.asarray(images[:COMPLETED_IMAGES])
+    labels = None if labels is None or not model.config.num_classes else labels[:COMPLETED_IMAGES]
+    given_rows = images.shape[1] // 2
+    completions = complete(model, images, given_rows=given_rows, num_samples=COMPLETION_DRAWS, seed=seed,
+                           labels=labels, batch_size=len(images) * COMPLETION_DRAWS)
+    pictures = model.distribution.pictures
+    cells, columns = completion_rows(pictures(images), np.full(len(images), given_rows * images.shape[2]),
+                                     pictures(completions))
+    return write_grid_pngs(save_dir, cells, columns=columns, name="completions")
+
+
 def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log, stop_requested):
     """Test bpd and samples with the Polyak-averaged weights; summaries. stop_requested() is called
     between batches and rows (it raises TrainingStopped to stop)."""
@@ -343,11 +365,13 @@ def _end_of_interval(trainer, test_data, run, writer, epoch, bpds, start, log, s
             sampler = CachedSampler(trainer.model, progress=stop_requested)
             drawn = distribution.to_stored(sampler(noise, labels)).numpy()
             grid = write_grid_pngs(run.save_dir, distribution.pictures(drawn))
+            completed = _write_completions(trainer.model, test_data, run.seed, run.save_dir)
     train_bpd = float(np.mean(bpds)) if bpds else float("nan")
     with writer["test"].as_default(step=trainer.step):
         tf.summary.scalar("bpd", test_bpd)
         if grid is not None:
             tf.summary.image("samples", grid[None], max_outputs=1)
+            tf.summary.image("completions", completed[None], max_outputs=1)
     with writer["train"].as_default(step=trainer.step):
         tf.summary.scalar("epoch_bpd", train_bpd)
     log(f"epoch {epoch}: train bpd {train_bpd:.4f}, test bpd {test_bpd:.4f} (EMA), step "

@@ -21,8 +21,8 @@ LOCK_FILE = ".lock"
 FLAGS_FILE = "flags.txt"  # the flags that made the run, as an absl flagfile (written by train.py)
 _CHECKPOINT = re.compile(r"^ckpt-(\d+)\.index$")
 _TEMPORARY = re.compile(r"^ckpt-\d+_temp$")  # TensorFlow writes a checkpoint's shards here first
-_RUN_FILE = re.compile(r"^(ckpt-\d+(\..+|_temp)|checkpoint|config\.json|flags\.txt(\.tmp)?|samples(_1x)?\.png|"
-                       r"logs|\.lock|[a-z]+_\d+)$")
+_RUN_FILE = re.compile(r"^(ckpt-\d+(\..+|_temp)|checkpoint|config\.json|flags\.txt(\.tmp)?|"
+                       r"(samples|completions)(_1x)?\.png|logs|\.lock|[a-z]+_\d+)$")
 
 
 class RunFolderBusy(ValueError):
