@@ -22,7 +22,7 @@ from pixelsnail_tf import checkpoints
 from pixelsnail_tf.config import ModelConfig
 from pixelsnail_tf.models import build_model
 
-pytestmark = pytest.mark.paths
+pytestmark = [pytest.mark.paths, pytest.mark.slow]  # ~70 s in all: the fast kernels compile
 
 BUNDLE = FIXTURES / "dropout"
 CONFIG = ModelConfig(**json.loads((BUNDLE / "config.json").read_text()))

@@ -19,6 +19,7 @@ CHECKPOINT = [f"--checkpoint={TINY / 'trained'}", *TINY_FLAGS]
 SMALL = ["--image_size=3,4", "--num_samples=3", "--batch_size=2", "--seed=5"]
 
 
+@pytest.mark.slow
 def test_sample_replaces_its_outputs_only_when_asked(tmp_path):
     out = f"--out_dir={tmp_path}"
     assert invoke(sample, *CHECKPOINT, *SMALL, out).returncode == 0
@@ -34,6 +35,7 @@ def test_sample_replaces_its_outputs_only_when_asked(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["samples.npy", "samples.png", "samples_1x.png"]  # no .partial
 
 
+@pytest.mark.slow
 def test_evaluate_replaces_its_outputs_only_when_asked(tmp_path, tiny_reference):
     np.save(tmp_path / "x.npy", tiny_reference["x_test_u8"][:2])
     args = [*CHECKPOINT, f"--images={tmp_path / 'x.npy'}", f"--json_out={tmp_path / 'r.json'}",
@@ -61,6 +63,7 @@ def test_noise_drawn_a_batch_at_a_time_equals_one_draw(config, tiny_config):
     assert not np.array_equal(whole[0][:2].numpy(), whole[0][2:4].numpy())
 
 
+@pytest.mark.slow
 def test_sampled_images_do_not_depend_on_the_batch(tmp_path):
     for batch in (1, 3):
         out = f"--out_dir={tmp_path / str(batch)}"
