@@ -90,9 +90,8 @@ def recorded_noise(values, distribution):
 
 def noise_source(values, distribution, prefix):
     """(count, (height, width, where the size is from), noise): noise(start, stop) is the noise tuple of
-    samples [start, stop),
-    drawn from --seed a batch at a time (memory does not grow with --num_samples), or replayed from
-    --noise_from."""
+    samples [start, stop), drawn from --seed a batch at a time (memory does not grow with --num_samples),
+    or replayed from --noise_from."""
     if not values.noise_from:
         (height, width), source = cli.image_size_for(values, recorded_flags(os.path.dirname(prefix)))
         return values.num_samples, (height, width, source), lambda start, stop: draw_noise(
