@@ -221,7 +221,7 @@ CASES = [
     (sample, TINY_CHECKPOINT, ["--image_size=100000,100000"], "needs at least"),
     (sample, TINY_CHECKPOINT, ["--num_samples=1000000000", "--batch_size=1000000000", "--out_dir={out}/s"],
      "needs at least"),
-    (sample, TINY_CHECKPOINT, ["--num_samples=100000000", "--complete={in}/images.npy", "--given_rows=2",
+    (sample, TINY_CHECKPOINT, ["--num_samples=1000000000", "--complete={in}/images.npy", "--given_rows=2",
                                "--out_dir={out}/s"], "needs at least"),
     (export, TINY_CHECKPOINT, ["--export_dir={out}/e", "--image_size=100000,100000"], "needs at least"),
     (train, TRAIN, ["--dataset=folder:{in}/pictures", "--image_size=100000,100000"], "needs at least"),

@@ -24,7 +24,9 @@ def test_every_image_counts_once_whatever_the_batch(model_and_images):
     whole = model.log_prob(x).numpy()
     for batch in (1, 2, 5, 16):  # 2: a last partial batch
         ll = evaluation.log_likelihood(model, x, batch_size=batch, verbose=False)
-        np.testing.assert_allclose(ll, whole, rtol=1e-6)
+        # oneDNN blocks a batch's sums by its size: float32 rounding differs by ~1e-6 relative, while a
+        # skipped or doubled image would be off by its whole log-likelihood
+        np.testing.assert_allclose(ll, whole, rtol=1e-5)
     per_pixel = evaluation.log_likelihood(model, x, batch_size=2, verbose=False, per_pixel=True)
     assert per_pixel.shape == (5, 4, 4)
     np.testing.assert_allclose(per_pixel.sum(axis=(1, 2)), whole, rtol=1e-5)

@@ -158,9 +158,10 @@ def main_complete(values):
         check_class_label(values, model.config.num_classes)
         labels = labels_for(values, 0, len(images), model.config.num_classes)
         total = len(images) * values.num_samples
-        check_sizes(values, model, total, *images.shape[1:3])
+        # the completions are held in memory until written: that limit comes before the disk's
         memory.check_fits(total * images[0].nbytes, f"{values.num_samples} completions of each of "
                           f"{len(images)} images", "lower --num_samples or complete fewer images at once")
+        check_sizes(values, model, total, *images.shape[1:3])
         progress = keras.utils.Progbar(total, unit_name="completion")
         completions = complete(model, images, given_pixels=counts, num_samples=values.num_samples,
                                seed=values.seed, sampler=values.sampler, labels=labels,
