@@ -30,8 +30,9 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from original import import_original  # noqa: E402
+from original_code import import_original  # noqa: E402
 
+flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
 flags.DEFINE_string("out_dir", None, "where to write the bundle (must not exist)", required=True)
 FLAGS = flags.FLAGS
 
