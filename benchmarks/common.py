@@ -1,4 +1,4 @@
-"""What the benchmarks share: their flags and the one-line machine description."""
+"""What the benchmarks share: their flags, the scheduling knobs and the one-line machine description."""
 
 import os
 import platform
@@ -19,6 +19,29 @@ def define_flags(what):
     cli.define_precision_flag()
     cli.define_kernels_flag()
     flags.adopt_module_key_flags(cli)
+
+
+EXECUTORS = {"default": "", "single_threaded": "SINGLE_THREADED_EXECUTOR"}
+
+
+def define_scheduling_flags():
+    """--inter_op_threads and --executor: TensorFlow's knobs for the cost of scheduling an op."""
+    flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow's inter-op thread pool (0: its default, one per "
+                         "core): how many ops of a graph may run at once", lower_bound=0)
+    flags.DEFINE_enum("executor", "default", list(EXECUTORS), "the executor of the sampler's functions: "
+                      "default (TensorFlow's, schedules each op on the inter-op pool) or single_threaded "
+                      "(runs the ops in order on the calling thread, as tf.data's small functions)")
+
+
+def set_inter_op_threads():
+    """--inter_op_threads, before TensorFlow starts its thread pools."""
+    if flags.FLAGS.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(flags.FLAGS.inter_op_threads)
+
+
+def executor():
+    """The context in which tf.functions run with --executor."""
+    return tf.experimental.function_executor_type(EXECUTORS[flags.FLAGS.executor])
 
 
 def machine():

@@ -26,19 +26,13 @@ from pixelsnail_tf.models import build_model  # noqa: E402
 from pixelsnail_tf.sampling import SAMPLERS, draw_noise  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
-
-EXECUTORS = {"default": "", "single_threaded": "SINGLE_THREADED_EXECUTOR"}
+from common import define_scheduling_flags, executor, machine, set_inter_op_threads  # noqa: E402
 
 flags.DEFINE_enum("sampler", "fast", list(SAMPLERS), "which sampler to time")
 flags.DEFINE_integer("num_samples", 8, "images drawn together")
 flags.DEFINE_integer("image_size", 32, "height and width of the images")
 flags.DEFINE_integer("naive_steps", 3, "pixel steps timed for the naive sampler")
-flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow's inter-op thread pool (0: its default, one per "
-                     "core): how many ops of a graph may run at once", lower_bound=0)
-flags.DEFINE_enum("executor", "default", list(EXECUTORS), "the executor of the sampler's functions: "
-                  "default (TensorFlow's, schedules each op on the inter-op pool) or single_threaded "
-                  "(runs the ops in order on the calling thread, as tf.data's small functions)")
+define_scheduling_flags()
 cli.define_model_flags()
 cli.define_precision_flag()
 cli.define_kernels_flag()
@@ -48,7 +42,7 @@ FLAGS = flags.FLAGS
 
 def time_fast(model, u_mix, u_logistic):
     sampler = SAMPLERS["fast"](model)
-    with tf.experimental.function_executor_type(EXECUTORS[FLAGS.executor]):
+    with executor():
         start = time.perf_counter()
         sampler((u_mix, u_logistic)).numpy()
         first = time.perf_counter() - start
@@ -74,8 +68,7 @@ def time_naive(model, u_mix, u_logistic):
 
 def main(argv):
     del argv
-    if FLAGS.inter_op_threads:
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
+    set_inter_op_threads()
     config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
     model = build_model(config, **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size

@@ -58,3 +58,17 @@ def test_matmul_floor_benchmark_runs_and_ends_with_json():
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["batch_size"] == 3 and min(result["read_gb_s"], result["gemm_gb_s"],
                                              result["peak_gflop_s"]) > 0
+
+
+@pytest.mark.slow
+def test_profile_benchmark_finds_the_pixel_steps_matmuls():
+    """The profiler's trace is read where TensorFlow writes it, and its ops are counted by type: a pixel
+    step of this model has matmuls (its 1x1 layers), one per step at least."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "profile_step.py"), "--nr_filters=8",
+                          "--nr_resnet=1", "--attn_rep=1", "--nr_logistic_mix=2", "--image_size=4",
+                          "--num_samples=2", "--row=2"], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["ms_per_pixel_step"] > 0 and result["row"] == 2
+    assert result["per_type"]["MatMul"]["per_step"] >= 1 and result["ops_per_step"] > 10
