@@ -89,10 +89,11 @@ class GatedResnet(keras.layers.Layer):
             lambda t: self.aux(t, init=init), a=a, h=h, training=training, dropout_seed=dropout_seed)
 
     def residual(self, x, conv_in, conv_out, aux=None, a=None, h=None, training=False,
-                 elementwise=None, dropout_seed=None):
+                 elementwise=None, dropout_seed=None, aux_term=None):
         """The layer's math with its linear maps given as functions: conv_in(t, f) and
         conv_out(t, f) convolve f(t) (f is the nonlinearity, or None: t itself; a Winograd
-        convolution computes f in its input transform), aux(t) projects t.
+        convolution computes f in its input transform), aux(t) projects t. aux_term: aux(f(a))
+        computed already, in place of aux and a (the fast sampler projects a whole row at once).
 
         `call` passes the sublayers themselves; the cached sampler passes their one-pixel and
         one-row versions, on x of any rank [B, ..., C], with elementwise="reference": on a few
@@ -102,7 +103,9 @@ class GatedResnet(keras.layers.Layer):
         kernels = elementwise or self.kernels
         f = get_nonlinearity(self.nonlinearity, kernels)
         c = conv_in(x, f)
-        if a is not None:
+        if aux_term is not None:
+            c = c + aux_term
+        elif a is not None:
             c = c + aux(f(a))
         if self.dropout_p > 0 and training:  # dropout comes between f and the convolution
             c = conv_out(self._dropout(f(c), dropout_seed), None)

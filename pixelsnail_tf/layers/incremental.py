@@ -14,7 +14,7 @@ layer's `initial_rows`.
 
 import tensorflow as tf
 
-from pixelsnail_tf.layers.nonlinearities import apply_activation
+from pixelsnail_tf.layers.nonlinearities import apply_activation, get_nonlinearity
 
 # The gated layers' elementwise ops run as TensorFlow's own here, whatever the model's kernels: on one
 # pixel (or row) of a batch, launching an XLA-compiled chain costs more than it saves (measured:
@@ -142,8 +142,15 @@ class GatedPixelSteps:
     def empty_row(self, batch, width):
         return tuple(conv.empty_row(batch, width) for conv in self.convs)
 
-    def __call__(self, row, above_out, c, x, a=None, h=None):
-        """x [B,C] at column c (a, its auxiliary input there) -> (output [B,C], the row state)."""
+    def row_aux(self, a):
+        """The auxiliary input's projection aux(f(a)) for a whole row, a [..., C] (known before the row's
+        first pixel): one matmul of all its pixels instead of one per pixel, reading the weights once."""
+        f = get_nonlinearity(self.resnet.nonlinearity, ELEMENTWISE)
+        return _flat(self.aux)(f(a))
+
+    def __call__(self, row, above_out, c, x, a=None, h=None, aux_term=None):
+        """x [B,C] at column c (a, its auxiliary input there, or aux_term: row_aux's value there) ->
+        (output [B,C], the row state)."""
         rows = list(row)
 
         def conv(i):
@@ -151,7 +158,8 @@ class GatedPixelSteps:
                 out, rows[i] = self.convs[i](row[i], above_out[i], c, apply_activation(t, f))
                 return out
             return apply
-        out = self.resnet.residual(x, conv(0), conv(1), self.aux, a=a, h=h, elementwise=ELEMENTWISE)
+        out = self.resnet.residual(x, conv(0), conv(1), self.aux, a=a, h=h, elementwise=ELEMENTWISE,
+                                   aux_term=aux_term)
         return out, tuple(rows)
 
     def row_end(self, state, row):

@@ -172,6 +172,9 @@ class PixelSNAILSteps:
         batch = tf.shape(state["x_above"])[0]
         h = tf.one_hot(labels, m.config.num_classes, dtype=dtype) if m.config.num_classes else None
         u_columns, u_stem_state, u_states = self._vertical_stream(r, state, h)
+        # the ul layers' projections of u, for the whole row at once ([W,B,C] each)
+        u_aux = [[resnet.row_aux(u) for resnet, u in zip(block, columns)]
+                 for block, columns in zip(self.ul_resnets, u_columns)]
         # the stem's down_shift term: the row above through its 1x3 conv (row 0: nothing above)
         ul_down = self.ul_stem_down.apply(state["x_above"])[:, 0] * tf.cast(r > 0, dtype)
         ul_down = tf.transpose(ul_down, [1, 0, 2])
@@ -188,8 +191,8 @@ class PixelSNAILSteps:
             for b, (resnets, attention) in enumerate(zip(self.ul_resnets, self.attention)):
                 new_rows.append([])
                 for k, resnet in enumerate(resnets):
-                    a = u_columns[b][k][c] if u_columns[b] else None
-                    ul, row = resnet(rows[b][k], ul_above[b][k], c, ul, a=a, h=h)
+                    aux_term = u_aux[b][k][c] if u_aux[b] else None
+                    ul, row = resnet(rows[b][k], ul_above[b][k], c, ul, h=h, aux_term=aux_term)
                     new_rows[-1].append(row)
                 block_inputs.append(ul)
                 ul = attention(finished[b], current[b], ul, r, c, h)
