@@ -7,6 +7,9 @@ import tensorflow as tf
 from absl import flags
 
 from pixelsnail_tf import cli
+from pixelsnail_tf.distributions import distribution_of
+from pixelsnail_tf.models import build_model
+from pixelsnail_tf.sampling import draw_noise
 
 
 def define_flags(what):
@@ -31,6 +34,30 @@ def define_scheduling_flags():
     flags.DEFINE_enum("executor", "default", list(EXECUTORS), "the executor of the sampler's functions: "
                       "default (TensorFlow's, schedules each op on the inter-op pool) or single_threaded "
                       "(runs the ops in order on the calling thread, as tf.data's small functions)")
+
+
+def define_sampling_flags():
+    """--num_samples, --image_size, the scheduling knobs and the model flags of evaluate.py (the
+    benchmarks of the samplers)."""
+    flags.DEFINE_integer("num_samples", 8, "images drawn together")
+    flags.DEFINE_integer("image_size", 32, "height and width of the images")
+    define_scheduling_flags()
+    cli.define_model_flags()
+    cli.define_precision_flag()
+    cli.define_kernels_flag()
+    flags.adopt_module_key_flags(cli)
+
+
+def model_and_noise():
+    """For the samplers' benchmarks, after --inter_op_threads is set: the model of the flags (dropout
+    off) built for --image_size, and the noise of --num_samples images (seed 0)."""
+    set_inter_op_threads()
+    values = flags.FLAGS.flag_values_dict()
+    config = cli.model_config_from_flags(values, dropout_p=0.0)
+    model = build_model(config, **cli.model_options(values))
+    size = values["image_size"]
+    model.build((None, size, size, 3))
+    return config, model, draw_noise(distribution_of(config), values["num_samples"], size, size, seed=0)
 
 
 def set_inter_op_threads():

@@ -28,23 +28,14 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from pixelsnail_tf import cli  # noqa: E402
-from pixelsnail_tf.distributions import distribution_of  # noqa: E402
-from pixelsnail_tf.models import build_model  # noqa: E402
-from pixelsnail_tf.sampling import SAMPLERS, draw_noise  # noqa: E402
+from pixelsnail_tf.sampling import SAMPLERS  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import define_scheduling_flags, executor, machine, set_inter_op_threads  # noqa: E402
+from common import define_sampling_flags, executor, machine, model_and_noise  # noqa: E402
 
-flags.DEFINE_integer("num_samples", 8, "images drawn together")
-flags.DEFINE_integer("image_size", 32, "height and width of the images")
 flags.DEFINE_integer("row", 16, "the row profiled", lower_bound=1)
 flags.DEFINE_integer("top", 25, "op types listed")
-define_scheduling_flags()
-cli.define_model_flags()
-cli.define_precision_flag()
-cli.define_kernels_flag()
-flags.adopt_module_key_flags(cli)
+define_sampling_flags()
 FLAGS = flags.FLAGS
 OP_EVENT = re.compile(r"[^\s:]+:\w+")  # not the executor's "A::B" nor the eager runtime's "Execute: f"
 
@@ -93,14 +84,10 @@ def op_totals(logdir):
 
 def main(argv):
     del argv
-    set_inter_op_threads()
-    config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
-    model = build_model(config, **cli.model_options(FLAGS.flag_values_dict()))
     size = FLAGS.image_size
     if FLAGS.row >= size:
         sys.exit(f"error: --row={FLAGS.row} but the images have {size} rows")
-    model.build((None, size, size, 3))
-    noise = draw_noise(distribution_of(config), FLAGS.num_samples, size, size, seed=0)
+    config, model, noise = model_and_noise()
     with tempfile.TemporaryDirectory() as logdir:
         wall, unprofiled = profiled_row(model, noise, FLAGS.row, size, logdir)
         totals, executor = op_totals(logdir)

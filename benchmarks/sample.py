@@ -19,24 +19,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from pixelsnail_tf.distributions import distribution_of
-from pixelsnail_tf import cli  # noqa: E402
 from pixelsnail_tf.distributions.logistic_mixture import sample_discretized_mix_logistic  # noqa: E402
-from pixelsnail_tf.models import build_model  # noqa: E402
-from pixelsnail_tf.sampling import SAMPLERS, draw_noise  # noqa: E402
+from pixelsnail_tf.sampling import SAMPLERS  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import define_scheduling_flags, executor, machine, set_inter_op_threads  # noqa: E402
+from common import define_sampling_flags, executor, machine, model_and_noise  # noqa: E402
 
 flags.DEFINE_enum("sampler", "fast", list(SAMPLERS), "which sampler to time")
-flags.DEFINE_integer("num_samples", 8, "images drawn together")
-flags.DEFINE_integer("image_size", 32, "height and width of the images")
 flags.DEFINE_integer("naive_steps", 3, "pixel steps timed for the naive sampler")
-define_scheduling_flags()
-cli.define_model_flags()
-cli.define_precision_flag()
-cli.define_kernels_flag()
-flags.adopt_module_key_flags(cli)
+define_sampling_flags()
 FLAGS = flags.FLAGS
 
 
@@ -68,12 +59,8 @@ def time_naive(model, u_mix, u_logistic):
 
 def main(argv):
     del argv
-    set_inter_op_threads()
-    config = cli.model_config_from_flags(FLAGS.flag_values_dict(), dropout_p=0.0)
-    model = build_model(config, **cli.model_options(FLAGS.flag_values_dict()))
+    config, model, (u_mix, u_logistic) = model_and_noise()
     size = FLAGS.image_size
-    model.build((None, size, size, 3))
-    u_mix, u_logistic = draw_noise(distribution_of(config), FLAGS.num_samples, size, size, seed=0)
     seconds, details = (time_fast if FLAGS.sampler == "fast" else time_naive)(model, u_mix, u_logistic)
     result = {"seconds": seconds, "sampler": FLAGS.sampler, "mixed_precision": FLAGS.mixed_precision,
               "kernels": model.kernels, "inter_op_threads": FLAGS.inter_op_threads,
