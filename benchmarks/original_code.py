@@ -7,6 +7,7 @@ import importlib
 import sys
 import types
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -57,3 +58,8 @@ def import_original(repo):
     for module in (nn, model):
         module.tf = tf.compat.v1
     return nn, model
+
+
+def to_float(images):
+    """The original's input scaling of uint8 images (its train.py's), for its placeholders."""
+    return (images.astype(np.float32) - 127.5) / 127.5

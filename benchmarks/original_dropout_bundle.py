@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from original_code import import_original  # noqa: E402
+from original_code import import_original, to_float  # noqa: E402
 
 flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
 flags.DEFINE_string("out_dir", None, "where to write the bundle (must not exist)", required=True)
@@ -53,10 +53,6 @@ class FixedMasks:
         mask = tf.compat.v1.placeholder(tf.float32, x.shape, name=f"dropout_mask_{len(self.placeholders)}")
         self.placeholders.append(mask)
         return x * (1.0 / keep_prob) * mask
-
-
-def to_float(images):
-    return (images.astype(np.float32) - 127.5) / 127.5
 
 
 def main(argv):

@@ -38,7 +38,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from pixelsnail_tf import distributions  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from original_code import to_float  # noqa: E402
 
 SETTINGS = {
     "demo": {"model": {"model": "h12_noup_smallkey", "nr_resnet": 1, "nr_filters": 32, "nr_logistic_mix": 5,
@@ -73,6 +76,9 @@ flags.DEFINE_string("fixture_dir", None, "also write there what tests/test_parit
 flags.DEFINE_enum("side", None, SIDES, "internal: run one side's training for --seed")
 flags.DEFINE_integer("seed", None, "internal: the run's seed")
 flags.DEFINE_bool("init_only", False, "internal: write the original's initial checkpoint")
+flags.register_validator("original_repo",
+                         lambda path: os.path.isfile(os.path.join(path, "pixel_cnn_pp", "model.py")),
+                         "must be a checkout of neocxi/pixelsnail-public (with pixel_cnn_pp/model.py)")
 FLAGS = flags.FLAGS
 
 
@@ -121,7 +127,8 @@ def evaluation_steps(s):
 
 
 def bits_per_dim(nats, images):
-    return float(nats) / (images.size * np.log(2.0))
+    """Of a loss summed over `images` (nats)."""
+    return float(distributions.bits_per_dim(-float(nats), images.size))
 
 
 class Original:
@@ -169,11 +176,6 @@ class Original:
         b = int(self.x_test.shape[0])
         return sum(float(self.session.run(self.test_loss[which], {self.x_test: to_float(test[i:i + b])}))
                    for i in range(0, len(test), b))
-
-
-def to_float(images):
-    """The original's input scaling of uint8 images."""
-    return (images.astype(np.float32) - 127.5) / 127.5
 
 
 def run_original(s, seed, train, test, out):
@@ -249,7 +251,8 @@ def run_self(*extra):
     keep = ["original_repo", "out_dir", "setting", "seeds", "steps", "test_every", "batch_size",
             "init_batch_size", "learning_rate", "lr_decay", "polyak_decay"]
     args = [f"--{name}={FLAGS[name].value}" for name in keep if FLAGS[name].value is not None]
-    subprocess.run([sys.executable, os.path.abspath(__file__), *args, *extra], check=True)
+    if subprocess.run([sys.executable, os.path.abspath(__file__), *args, *extra]).returncode:
+        sys.exit(f"error: the run {' '.join(extra)} failed (its output is above)")
 
 
 def family(records, s):
