@@ -27,13 +27,15 @@ def define_flags(what):
 EXECUTORS = {"default": "", "single_threaded": "SINGLE_THREADED_EXECUTOR"}
 
 
-def define_scheduling_flags():
-    """--inter_op_threads and --executor: TensorFlow's knobs for the cost of scheduling an op."""
+def define_scheduling_flags(executor=True):
+    """--inter_op_threads and (executor=True) --executor: TensorFlow's knobs for the cost of scheduling
+    an op."""
     flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow's inter-op thread pool (0: its default, one per "
                          "core): how many ops of a graph may run at once", lower_bound=0)
-    flags.DEFINE_enum("executor", "default", list(EXECUTORS), "the executor of the sampler's functions: "
-                      "default (TensorFlow's, schedules each op on the inter-op pool) or single_threaded "
-                      "(runs the ops in order on the calling thread, as tf.data's small functions)")
+    if executor:
+        flags.DEFINE_enum("executor", "default", list(EXECUTORS), "the executor of the timed functions: "
+                          "default (TensorFlow's, schedules each op on the inter-op pool) or single_threaded "
+                          "(runs the ops in order on the calling thread, as tf.data's small functions)")
 
 
 def define_sampling_flags():

@@ -72,3 +72,24 @@ def test_profile_benchmark_finds_the_pixel_steps_matmuls():
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["ms_per_pixel_step"] > 0 and result["row"] == 2
     assert result["per_type"]["MatMul"]["per_step"] >= 1 and result["ops_per_step"] > 10
+
+
+@pytest.mark.slow
+def test_knobs_benchmark_alternates_the_variants_and_ends_with_json():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "knobs.py"), "--knobs=inter_op_1",
+                          "--rounds=1", "--nr_filters=8", "--nr_resnet=1", "--attn_rep=1",
+                          "--nr_logistic_mix=2", "--image_size=4", "--num_samples=2"], capture_output=True,
+                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["program"] == "sample" and set(result["seconds"]) == {"default", "inter_op_1"}
+    assert result["median_ratio_to_default"]["default"] == 1.0 and result["seconds"]["inter_op_1"][0] > 0
+
+
+def test_knobs_benchmark_refuses_the_executor_for_training_in_one_line():
+    """TensorFlow's single-threaded executor cannot run a training step: said before anything runs."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "knobs.py"), "--program=train_step",
+                          "--knobs=single_threaded"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.strip().startswith("knobs.py: train_step.py takes --knobs=inter_op_1 only")
+    assert len(run.stderr.strip().splitlines()) == 1

@@ -63,16 +63,14 @@ class PixelSteps:
         self.last_row_kernel = tf.reshape(self.kernel[kh - 1], [kw * channels, units])
 
     def row_start(self, above):
-        """The contribution of the rows above [B,kh-1,W,C] to each output of the row ([B,out] per
-        output column, a TensorArray: one read per pixel)."""
+        """The contribution of the rows above [B,kh-1,W,C] to each output of the row, [B,W/stride,out]
+        (a pixel reads its column: a slice, where a TensorArray of columns would first need the row
+        transposed)."""
         if self.kh == 1:
-            out = tf.zeros([tf.shape(above)[0], 1, above.shape[2], self.kernel.shape[-1]],
-                           self.kernel.dtype) + self.bias
-        else:
-            out = tf.nn.bias_add(tf.nn.conv2d(_pad_columns(above, self.layer), self.kernel[:-1],
-                                              [1, 1, self.layer.strides, 1], "VALID"), self.bias)
-        return tf.TensorArray(out.dtype, size=out.shape[2],
-                              clear_after_read=False).unstack(tf.transpose(out[:, 0], [1, 0, 2]))
+            return tf.zeros([tf.shape(above)[0], above.shape[2], self.kernel.shape[-1]],
+                            self.kernel.dtype) + self.bias
+        return tf.nn.bias_add(tf.nn.conv2d(_pad_columns(above, self.layer), self.kernel[:-1],
+                                           [1, 1, self.layer.strides, 1], "VALID"), self.bias)[:, 0]
 
     def empty_row(self, batch, width):
         """The row state before its first pixel."""
@@ -84,7 +82,7 @@ class PixelSteps:
         """value [B,C] at column c -> (output [B,out] at c, the row state with value in it)."""
         left, inputs = row
         window = tf.concat([left, value], axis=1)  # taps left to right, as the kernel's last row
-        out = tf.matmul(window, self.last_row_kernel) + above_out.read(c // self.layer.strides)
+        out = tf.matmul(window, self.last_row_kernel) + tf.gather(above_out, c // self.layer.strides, axis=1)
         left = value if self.kw == 2 else window[:, self.channels:]  # (the same; one op less per pixel)
         return out, (left, inputs.write(c, value))
 
