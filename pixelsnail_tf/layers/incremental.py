@@ -64,8 +64,7 @@ class PixelSteps:
 
     def row_start(self, above):
         """The contribution of the rows above [B,kh-1,W,C] to each output of the row, [B,W/stride,out]
-        (a pixel reads its column: a slice, where a TensorArray of columns would first need the row
-        transposed)."""
+        (a pixel gathers its column; a TensorArray of columns would first need the row transposed)."""
         if self.kh == 1:
             return tf.zeros([tf.shape(above)[0], above.shape[2], self.kernel.shape[-1]],
                             self.kernel.dtype) + self.bias
