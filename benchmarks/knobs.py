@@ -65,11 +65,12 @@ def main(argv):
     if FLAGS.program == "train_step" and set(FLAGS.knobs) & {"single_threaded", "both"}:
         sys.exit("knobs.py: train_step.py takes --knobs=inter_op_1 only: TensorFlow's single-threaded "
                  "executor cannot run a training step (its sums of gradients have reference-typed edges)")
-    runs = {name: [] for name in variants()}
-    peak_mb = {name: [] for name in variants()}  # train_step.py's peak resident memory
+    chosen = variants()
+    runs = {name: [] for name in chosen}
+    peak_mb = {name: [] for name in chosen}  # train_step.py's peak resident memory
     machine = None
     for r in range(FLAGS.rounds):
-        for name, extra in variants().items():
+        for name, extra in chosen.items():
             result = run([*argv[1:], *extra])
             runs[name].append(result[SECONDS[FLAGS.program]])
             peak_mb[name].append(result.get("peak_rss_mb"))
