@@ -20,9 +20,12 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from script_flags import define_original_repo_flag, parse_known  # noqa: E402
+
+define_original_repo_flag()
 flags.DEFINE_enum("mode", "forward", ["forward", "train_step"], "what to time")
-flags.DEFINE_integer("rounds", 3, "pairs of runs (original, then ours)")
+flags.DEFINE_integer("rounds", 3, "pairs of runs (original, then ours)", lower_bound=1)
 flags.DEFINE_integer("iters", 3, "timed repetitions in each run", lower_bound=1)
 flags.DEFINE_integer("batch_size", 8, "images per step, both")
 FLAGS = flags.FLAGS
@@ -61,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=lambda argv: FLAGS(argv, known_only=True))  # the rest goes to ours
+    app.run(main, flags_parser=parse_known)  # the rest goes to ours

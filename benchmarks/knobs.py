@@ -23,7 +23,10 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_integer("rounds", 2, "runs of each variant, the variants alternating")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from script_flags import parse_known  # noqa: E402
+
+flags.DEFINE_integer("rounds", 2, "runs of each variant, the variants alternating", lower_bound=1)
 flags.DEFINE_enum("program", "sample", ["sample", "train_step"], "what is timed: sample.py (seconds per "
                   "draw) or train_step.py (seconds per training step)")
 flags.DEFINE_multi_enum("knobs", ["inter_op_1", "single_threaded", "both"], ["inter_op_1", "single_threaded",
@@ -88,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=lambda argv: FLAGS(argv, known_only=True))  # the rest goes to --program
+    app.run(main, flags_parser=parse_known)  # the rest goes to --program

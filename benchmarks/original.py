@@ -24,8 +24,9 @@ from absl import app, flags  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine  # noqa: E402
 from original_code import import_original  # noqa: E402
+from script_flags import define_original_repo_flag  # noqa: E402
 
-flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
+define_original_repo_flag()
 flags.DEFINE_enum("mode", "forward", ["forward", "train_step"], "what to time")
 flags.DEFINE_integer("batch_size", 8, "images per step")
 flags.DEFINE_integer("iters", 3, "timed steps (after one untimed warm-up)", lower_bound=1)

@@ -42,6 +42,7 @@ from pixelsnail_tf import distributions  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from original_code import to_float  # noqa: E402
+from script_flags import define_original_repo_flag  # noqa: E402
 
 SETTINGS = {
     "demo": {"model": {"model": "h12_noup_smallkey", "nr_resnet": 1, "nr_filters": 32, "nr_logistic_mix": 5,
@@ -55,7 +56,7 @@ SETTINGS = {
 SIDES = ("original", "ours")
 INIT_SEED = 1234  # the init batch and the original's draw of the initial weights
 
-flags.DEFINE_string("original_repo", None, "folder of a neocxi/pixelsnail-public checkout", required=True)
+define_original_repo_flag()
 flags.DEFINE_string("out_dir", None, "where the runs, parity.json and parity.png go (runs already there "
                     "are kept and not repeated)", required=True)
 flags.DEFINE_enum("setting", "demo", sorted(SETTINGS), "model and data (see the module docstring)")
@@ -76,9 +77,6 @@ flags.DEFINE_string("fixture_dir", None, "also write there what tests/test_parit
 flags.DEFINE_enum("side", None, SIDES, "internal: run one side's training for --seed")
 flags.DEFINE_integer("seed", None, "internal: the run's seed")
 flags.DEFINE_bool("init_only", False, "internal: write the original's initial checkpoint")
-flags.register_validator("original_repo",
-                         lambda path: os.path.isfile(os.path.join(path, "pixel_cnn_pp", "model.py")),
-                         "must be a checkout of neocxi/pixelsnail-public (with pixel_cnn_pp/model.py)")
 FLAGS = flags.FLAGS
 
 

@@ -96,3 +96,16 @@ def test_knobs_benchmark_refuses_the_executor_for_training_in_one_line():
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr.strip().startswith("knobs.py: train_step.py takes --knobs=inter_op_1 only")
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("script, flag, says", [
+    ("knobs.py", "--program=nonsense", "knobs.py: flag --program=nonsense: value should be one of"),
+    ("compare.py", f"--original_repo={ROOT}", "compare.py: flag --original_repo="),
+])
+def test_scripts_that_pass_flags_on_say_a_bad_flag_of_their_own_in_one_line(script, flag, says):
+    """knobs.py and compare.py parse only their own flags (the rest goes to the scripts they run): a bad
+    value of theirs, or a folder that is not the original's checkout, is one line, no traceback."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), flag], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.strip().startswith(says) and len(run.stderr.strip().splitlines()) == 1
